@@ -1,0 +1,95 @@
+/* spikemesh/core.h: what one simulated neuromorphic core holds and does: LIF neurons with current-based
+ * exponential synapses (structure-of-arrays state), synapse words, delay ring buffers and operation counters. */
+#ifndef SPIKEMESH_CORE_H
+#define SPIKEMESH_CORE_H
+
+#include <stdint.h>
+
+#include "spikemesh/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What the user gives for a LIF population (Brette et al. 2007 CUBA form):
+ *   tau_m dv/dt = (v_rest + i_bias - v) + ge + gi,  tau_e dge/dt = -ge,  tau_i dgi/dt = -gi
+ * A spike when v > v_thresh; then v = v_reset and v is held for t_ref. */
+typedef struct {
+    double tau_m;    /* ms, membrane time constant (> 0) */
+    double tau_e;    /* ms, excitatory synaptic time constant (> 0) */
+    double tau_i;    /* ms, inhibitory synaptic time constant (> 0) */
+    double v_thresh; /* mV */
+    double v_reset;  /* mV */
+    double v_rest;   /* mV, leak reversal potential (E_l) */
+    double t_ref;    /* ms, refractory period (>= 0) */
+    double i_bias;   /* mV, constant drive R*I; the membrane relaxes towards v_rest + i_bias */
+} sm_lif_params_t;
+
+/* Derived constants: the exact propagators of the linear system over one step dt (as Brian2's
+ * method='exact'). Computed once per population. */
+typedef struct {
+    double pm;       /* exp(-dt/tau_m) */
+    double pe;       /* exp(-dt/tau_e) */
+    double pi;       /* exp(-dt/tau_i) */
+    double ce;       /* mV per mV: contribution of ge(t) to v(t+dt) */
+    double ci;       /* mV per mV: contribution of gi(t) to v(t+dt) */
+    double v_inf;    /* mV: v_rest + i_bias */
+    double v_thresh; /* mV */
+    double v_reset;  /* mV */
+    int32_t ref_steps; /* round(t_ref / dt): steps a neuron stays refractory, the spike step included */
+} sm_lif_consts_t;
+
+/* Fills c from p for step dt (ms). Returns 0, or SM_EINVAL when a constant is not finite or out of range. */
+int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_errbuf_t *eb);
+
+/* Steps neurons [0, n) of one population piece by one step: adds the inputs that arrived for this step
+ * (in_e, in_i, then cleared), integrates exactly, applies threshold, reset and refractoriness.
+ * Spiking neurons are written to spikes[] as base + index, in increasing order; returns their count. */
+uint32_t sm_core_lif_step(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
+                          double *restrict gi, int32_t *restrict ref, float *restrict in_e,
+                          float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
+
+/* Poisson source piece: neuron base+i spikes in step `step` when its Philox draw is below p_spike. */
+uint32_t sm_core_poisson_step(double p_spike, uint64_t seed, uint32_t n, uint32_t base, uint64_t step,
+                              uint32_t *restrict spikes);
+
+/* One synapse as stored in synapse memory: 8 bytes.
+ * tgt bits 0..24: postsynaptic neuron (global id); bits 25..30: delay - 1 in steps; bit 31: inhibitory. */
+typedef struct {
+    uint32_t tgt;
+    float w; /* mV, added to ge (excitatory) or gi (inhibitory) */
+} sm_syn_t;
+
+#define SM_SYN_POST_BITS 25u
+#define SM_SYN_MAX_NEURONS (1u << SM_SYN_POST_BITS)
+#define SM_SYN_MAX_DELAY 64u
+#define SM_SYN_POST(t) ((t) & (SM_SYN_MAX_NEURONS - 1u))
+#define SM_SYN_DELAY(t) ((((t) >> SM_SYN_POST_BITS) & 63u) + 1u)
+#define SM_SYN_INH(t) ((t) >> 31)
+#define SM_SYN_PACK(post, delay, inh) \
+    ((uint32_t)(post) | ((uint32_t)((delay) - 1u) << SM_SYN_POST_BITS) | ((uint32_t)(inh) << 31))
+
+/* One core of the chip after placement: a contiguous range of global neuron ids. */
+typedef struct {
+    uint32_t first;     /* first global neuron id */
+    uint32_t count;     /* neurons on this core */
+    uint32_t tile;      /* tile (router) index: y * width + x */
+    uint32_t slot;      /* core index within its tile */
+    uint64_t synapses;  /* synapses whose postsynaptic neuron is on this core */
+    uint64_t syn_bytes; /* synapse memory used, bytes */
+    uint32_t fan_in;    /* distinct presynaptic neurons */
+    uint32_t fan_out;   /* distinct (neuron, destination core) pairs leaving this core */
+} sm_core_t;
+
+/* Operation counters of one core, for profiling and, later, the energy model. */
+typedef struct {
+    uint64_t neuron_updates; /* neuron state updates */
+    uint64_t synaptic_ops;   /* synaptic events applied to this core's neurons */
+    uint64_t spikes_sent;    /* spikes emitted (packets injected at this core's router) */
+    uint64_t packets_in;     /* packets delivered to this core by its router */
+} sm_core_counters_t;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

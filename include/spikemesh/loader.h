@@ -1,0 +1,129 @@
+/* spikemesh/loader.h: network and chip descriptions (JSON files and built-ins), their validation, and the
+ * deployment built from them: connectivity, partitioning onto cores, routing keys and routing tables. */
+#ifndef SPIKEMESH_LOADER_H
+#define SPIKEMESH_LOADER_H
+
+#include <stdint.h>
+
+#include "spikemesh/common.h"
+#include "spikemesh/core.h"
+#include "spikemesh/router.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SM_NAME_MAX 64
+
+typedef enum { SM_MODEL_LIF = 0, SM_MODEL_POISSON = 1 } sm_model_t;
+
+typedef struct {
+    char name[SM_NAME_MAX];
+    uint32_t size;       /* neurons */
+    sm_model_t model;
+    sm_lif_params_t lif; /* model "lif" */
+    double rate_hz;      /* model "poisson": Hz */
+    double v_init_lo;    /* mV: initial v drawn uniformly in [lo, hi] (lo == hi: constant) */
+    double v_init_hi;    /* mV */
+    uint32_t first;      /* global id of its first neuron (populations are numbered in order) */
+} sm_pop_t;
+
+typedef enum { SM_CONN_BERNOULLI = 0, SM_CONN_ALL = 1, SM_CONN_ONE = 2, SM_CONN_LIST = 3 } sm_conn_rule_t;
+
+typedef struct {
+    uint32_t pre, post;   /* population indices */
+    uint8_t inhibitory;   /* 1: the weight adds to gi, 0: to ge */
+    uint8_t autapses;     /* 1: a neuron may connect to itself when pre == post */
+    sm_conn_rule_t rule;
+    double p;             /* bernoulli: connection probability */
+    double weight;        /* mV, every synapse unless weights[] is given */
+    uint32_t delay_steps; /* >= 1 */
+    uint64_t npairs;      /* list: (pre, post) local indices */
+    uint32_t *pairs;      /* list: 2 * npairs */
+    float *weights;       /* list: npairs weights in mV, or NULL */
+} sm_proj_t;
+
+typedef struct {
+    char name[128];
+    double dt;            /* ms */
+    uint32_t npops, nprojs;
+    sm_pop_t *pops;
+    sm_proj_t *projs;
+    uint32_t n;           /* neurons in all */
+    double duration;      /* ms: the default run length (0: not given) */
+} sm_net_t;
+
+void sm_net_free(sm_net_t *net);
+
+/* Parses a network description from a JSON file; every error is "file:line:column: rule broken". */
+int sm_net_load(const char *path, sm_net_t *net, sm_errbuf_t *eb);
+/* The same from a string; `name` stands for the file in messages. */
+int sm_net_parse(const char *text, size_t len, const char *name, sm_net_t *net, sm_errbuf_t *eb);
+/* Built-in networks: "cuba" (4000 neurons) or "cuba:N". Returns SM_ENOENT when spec names none. */
+int sm_net_builtin(const char *spec, sm_net_t *net, sm_errbuf_t *eb);
+
+/* A chip: a width x height mesh of tiles, each with cores_per_tile cores and a router. */
+typedef struct {
+    char name[SM_NAME_MAX];
+    uint32_t width, height;       /* tiles */
+    uint32_t cores_per_tile;
+    uint32_t max_neurons;         /* per core */
+    uint64_t synapse_memory;      /* bytes per core */
+    uint32_t synapse_bytes;       /* bytes charged per synapse */
+    uint32_t max_fan_in;          /* distinct presynaptic neurons per core */
+    uint32_t max_fan_out;         /* distinct (neuron, destination core) pairs per core */
+    uint32_t table_entries;       /* routing table capacity per router */
+    uint32_t max_delay_steps;     /* longest synaptic delay a core's ring buffer holds */
+} sm_chip_t;
+
+/* "loihi", "small", either with ":WxH" to resize the mesh, or a chip JSON file. */
+int sm_chip_resolve(const char *spec, sm_chip_t *chip, sm_errbuf_t *eb);
+int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb);
+/* Names and one-line descriptions of the built-in presets; returns how many. */
+uint32_t sm_chip_presets(const char *const **names, const char *const **about);
+int sm_chip_preset(const char *name, sm_chip_t *chip);
+
+/* A population piece: the neurons of one population placed on one core; one routing key range. */
+typedef struct {
+    uint32_t core;  /* index into sm_deploy_t.cores */
+    uint32_t pop;
+    uint32_t first; /* global neuron id */
+    uint32_t count;
+    uint32_t key;   /* routing key of its first neuron; neuron id -> key + (id - first) */
+    uint32_t mask;
+    uint32_t ndest; /* destination cores of its multicast tree */
+    uint32_t hops;  /* link traversals of one packet */
+} sm_piece_t;
+
+/* The deployment: everything the runtime needs, built once from a network and a chip. */
+typedef struct {
+    const sm_net_t *net;
+    sm_chip_t chip;
+    uint64_t seed;
+    uint32_t n;           /* neurons */
+    uint64_t nsyn;        /* synapses */
+    uint64_t *row;        /* [n + 1]: synapses of neuron i are syn[row[i] .. row[i+1]), by postsynaptic id */
+    sm_syn_t *syn;
+    uint32_t max_delay;   /* steps */
+    uint32_t ncores;      /* cores used */
+    sm_core_t *cores;     /* [ncores], placed in order: core c sits at chip core index c */
+    uint32_t npieces;
+    sm_piece_t *pieces;   /* in neuron order */
+    uint32_t *piece_of;   /* [n]: piece of each neuron */
+    uint32_t key_bits;    /* low key bits that index a neuron within its piece */
+    sm_mesh_t mesh;       /* routing tables filled */
+    uint64_t table_entries; /* entries in all routers */
+    uint32_t max_table;   /* fullest router's entries */
+} sm_deploy_t;
+
+/* Generates connectivity (a pure function of net and seed), partitions neurons onto cores in order under
+ * every per-core limit, allocates keys and builds every router's table. SM_ENOFIT with the limit, the
+ * shortfall and a mesh size that would fit when the network does not fit. */
+int sm_deploy_build(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed, sm_deploy_t *d,
+                    sm_errbuf_t *eb);
+void sm_deploy_free(sm_deploy_t *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,77 @@
+/* spikemesh/runtime.h: the simulation object: a libuv loop that drives timesteps (deliver, update, route) over
+ * a deployment, with real-time pacing, signal handling, progress display, recorders and output files. */
+#ifndef SPIKEMESH_RUNTIME_H
+#define SPIKEMESH_RUNTIME_H
+
+#include <stdint.h>
+
+#include "spikemesh/common.h"
+#include "spikemesh/core.h"
+#include "spikemesh/loader.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    double duration;     /* ms of biological time */
+    int realtime;        /* 1: one step per dt of wall time */
+    int progress;        /* -1: when stderr is a terminal, 0: never, 1: always */
+    const char *out_dir; /* NULL: write no files */
+    int handle_signals;  /* 1: SIGINT/SIGTERM stop the run at the end of the current step */
+} sm_run_opts_t;
+
+/* Totals after a run (or so far). */
+typedef struct {
+    uint64_t steps;          /* steps simulated */
+    uint64_t spikes;         /* spikes in all */
+    uint64_t packets;        /* packets injected (one per spike that has listeners) */
+    uint64_t hops;           /* link traversals of all packets */
+    uint64_t deliveries;     /* packets delivered to cores */
+    uint64_t synaptic_ops;   /* synaptic events applied */
+    uint64_t neuron_updates; /* neuron state updates */
+    uint64_t overruns;       /* --realtime: steps that finished after their deadline */
+    double setup_seconds;    /* set by the caller: time to build the deployment */
+    double loop_seconds;     /* the simulation loop alone */
+    int interrupted;         /* stopped by SIGINT or SIGTERM */
+    int signal;              /* which */
+} sm_stats_t;
+
+typedef struct sm_sim sm_sim_t;
+
+/* Creates the simulation: neuron state from the deployment (initial values drawn from the seed), delay
+ * buffers, counters; opens the output files (written to temporary names and renamed when complete).
+ * Returns 0, or a negative code with a message (an unwritable --out directory, out of memory). */
+int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opts, sm_errbuf_t *eb);
+
+/* Runs the loop until the duration has elapsed or a signal arrives, then finishes the outputs. */
+int sm_sim_run(sm_sim_t *s, sm_errbuf_t *eb);
+
+/* Advances one step outside the loop (for tests and embedding); returns the number of spikes. */
+uint32_t sm_sim_step(sm_sim_t *s);
+
+/* Folds pending traffic into the mesh and core counters; returns the totals. */
+const sm_stats_t *sm_sim_stats(sm_sim_t *s);
+const sm_core_counters_t *sm_sim_core_counters(sm_sim_t *s);
+/* Spikes per population so far. */
+const uint64_t *sm_sim_pop_spikes(const sm_sim_t *s);
+/* Spikes of the last step (global neuron ids, increasing). */
+const uint32_t *sm_sim_last_spikes(const sm_sim_t *s, uint32_t *n);
+/* Neuron state, indexed by global neuron id. */
+const double *sm_sim_v(const sm_sim_t *s);
+const double *sm_sim_ge(const sm_sim_t *s);
+const double *sm_sim_gi(const sm_sim_t *s);
+uint64_t sm_sim_now(const sm_sim_t *s);
+/* The run's summary as JSON text (malloc'd; NULL when out of memory), indented or on one line. */
+char *sm_sim_summary_json(sm_sim_t *s, int indent);
+/* Records the deployment's build time for the summary. */
+void sm_sim_set_setup_seconds(sm_sim_t *s, double secs);
+/* Writes traffic.json and summary.json, then moves all outputs into place (no-op without --out). */
+int sm_sim_write_outputs(sm_sim_t *s, sm_errbuf_t *eb);
+/* Frees the simulation; output files not moved into place are removed. */
+void sm_sim_destroy(sm_sim_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

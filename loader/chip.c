@@ -1,0 +1,184 @@
+/* loader/chip.c: chip descriptions: the built-in presets (loihi, small), PRESET:WxH resizing and chip JSON. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "loader/json.h"
+#include "spikemesh/loader.h"
+
+/* loihi: Davies et al., "Loihi: a neuromorphic manycore processor with on-chip learning", IEEE Micro 38(1),
+ * 2018: 128 neuromorphic cores as 8x4 tiles of 4 cores, 1024 neurons per core, 128 KiB of synapse memory per
+ * core, at most 4096 fan-in and 4096 fan-out axons per core. Routing tables of 1024 entries and 4 bytes per
+ * synapse (a compressed synapse entry) are this model's choices, documented in docs/chip-format.md. */
+static const sm_chip_t sm__presets[] = {
+    {.name = "loihi", .width = 8, .height = 4, .cores_per_tile = 4, .max_neurons = 1024,
+     .synapse_memory = 128 * 1024, .synapse_bytes = 4, .max_fan_in = 4096, .max_fan_out = 4096,
+     .table_entries = 1024, .max_delay_steps = 62},
+    {.name = "small", .width = 2, .height = 2, .cores_per_tile = 2, .max_neurons = 256,
+     .synapse_memory = 64 * 1024, .synapse_bytes = 4, .max_fan_in = 1024, .max_fan_out = 4096,
+     .table_entries = 256, .max_delay_steps = 16},
+};
+static const char *const sm__preset_names[] = {"loihi", "small"};
+static const char *const sm__preset_about[] = {
+    "Intel Loihi (2018): 8x4 tiles x 4 cores, 1024 neurons and 128 KiB synapse memory per core",
+    "test chip: 2x2 tiles x 2 cores, 256 neurons and 64 KiB synapse memory per core",
+};
+
+uint32_t sm_chip_presets(const char *const **names, const char *const **about)
+{
+    *names = sm__preset_names;
+    *about = sm__preset_about;
+    return (uint32_t)(sizeof sm__presets / sizeof sm__presets[0]);
+}
+
+int sm_chip_preset(const char *name, sm_chip_t *chip)
+{
+    for (size_t i = 0; i < sizeof sm__presets / sizeof sm__presets[0]; i++) {
+        if (strcmp(sm__presets[i].name, name) == 0) {
+            *chip = sm__presets[i];
+            return 0;
+        }
+    }
+    return SM_ENOENT;
+}
+
+#define SM__MESH_MAX 4096u
+
+int sm_chip_resolve(const char *spec, sm_chip_t *chip, sm_errbuf_t *eb)
+{
+    char base[SM_NAME_MAX];
+    const char *colon = strrchr(spec, ':');
+    struct stat st;
+    if (stat(spec, &st) == 0)
+        return sm_chip_load(spec, chip, eb);
+    size_t blen = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (blen >= sizeof base)
+        return sm_errorf(eb, SM_ENOENT, "--chip '%s': no such file or preset (presets: loihi, small)", spec);
+    memcpy(base, spec, blen);
+    base[blen] = '\0';
+    if (sm_chip_preset(base, chip) != 0) {
+        if (strchr(spec, '/') || strstr(spec, ".json"))
+            return sm_errorf(eb, SM_EIO, "--chip '%s': cannot read the file", spec);
+        return sm_errorf(eb, SM_ENOENT, "--chip '%s': no such file or preset (presets: loihi, small)", spec);
+    }
+    if (colon) {
+        const char *s = colon + 1;
+        char *end;
+        if (!isdigit((unsigned char)*s))
+            goto bad_size;
+        unsigned long w = strtoul(s, &end, 10);
+        if (*end != 'x' || !isdigit((unsigned char)end[1]))
+            goto bad_size;
+        unsigned long h = strtoul(end + 1, &end, 10);
+        if (*end != '\0')
+            goto bad_size;
+        if (w < 1 || h < 1 || w > SM__MESH_MAX || h > SM__MESH_MAX || w * h > (1ul << 22))
+            return sm_errorf(eb, SM_ERANGE, "--chip '%s': mesh sides must be 1 to %u tiles, at most %lu tiles in all",
+                             spec, SM__MESH_MAX, 1ul << 22);
+        chip->width = (uint32_t)w;
+        chip->height = (uint32_t)h;
+        snprintf(chip->name, sizeof chip->name, "%s:%lux%lu", base, w, h);
+    }
+    return 0;
+bad_size:
+    return sm_errorf(eb, SM_EINVAL, "--chip '%s': the mesh size must be written WxH, as in %s:16x16", spec, base);
+}
+
+static int sm__chip_uint(sm__jctx_t *cx, json_t *obj, const char *key, uint64_t lo, uint64_t hi, uint64_t def,
+                         int required, uint64_t *out)
+{
+    int rc = sm__jget_uint(cx, obj, key, required, def, hi, out);
+    if (rc == 0 && *out < lo) {
+        sm__jpush_key(cx, key);
+        rc = sm__jerr(cx, SM_ERANGE, "must be at least %llu, got %llu", (unsigned long long)lo,
+                      (unsigned long long)*out);
+        sm__jpop(cx);
+    }
+    return rc;
+}
+
+int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
+{
+    static const char *const keys[] = {"name", "mesh", "cores_per_tile", "core", "router", NULL};
+    static const char *const mkeys[] = {"width", "height", NULL};
+    static const char *const ckeys[] = {"max_neurons", "synapse_memory_bytes", "synapse_bytes", "max_fan_in",
+                                        "max_fan_out", "max_delay_steps", NULL};
+    static const char *const rkeys[] = {"table_entries", NULL};
+    char *text;
+    size_t len;
+    json_t *root = NULL, *o;
+    uint64_t v;
+    const char *name;
+    int rc = sm__read_file(path, &text, &len, eb);
+    if (rc)
+        return rc;
+    sm__jctx_t cx = {.file = path, .text = text, .len = len, .eb = eb};
+    memset(chip, 0, sizeof *chip);
+    if ((rc = sm__json_parse(&cx, &root)) != 0)
+        goto out;
+    if ((rc = sm__jcheck_keys(&cx, root, keys)) != 0 || (rc = sm__jget_str(&cx, root, "name", 0, "chip", &name)) != 0)
+        goto out;
+    snprintf(chip->name, sizeof chip->name, "%s", name);
+    if ((rc = sm__chip_uint(&cx, root, "cores_per_tile", 1, SM_TILE_MAX_CORES, 1, 1, &v)) != 0)
+        goto out;
+    chip->cores_per_tile = (uint32_t)v;
+    const char *sect[] = {"mesh", "core", "router"};
+    for (int s = 0; s < 3; s++) {
+        o = json_object_get(root, sect[s]);
+        if (!o) {
+            rc = sm__jerr(&cx, SM_EPARSE, "missing required field \"%s\"", sect[s]);
+            goto out;
+        }
+        sm__jpush_key(&cx, sect[s]);
+        if (!json_is_object(o)) {
+            rc = sm__jerr(&cx, SM_EPARSE, "must be an object");
+            goto out;
+        }
+        if (s == 0) {
+            if ((rc = sm__jcheck_keys(&cx, o, mkeys)) != 0 ||
+                (rc = sm__chip_uint(&cx, o, "width", 1, SM__MESH_MAX, 1, 1, &v)) != 0)
+                goto out;
+            chip->width = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "height", 1, SM__MESH_MAX, 1, 1, &v)) != 0)
+                goto out;
+            chip->height = (uint32_t)v;
+            if ((uint64_t)chip->width * chip->height > (1u << 22)) {
+                rc = sm__jerr(&cx, SM_ERANGE, "%ux%u tiles is more than the %u supported", chip->width,
+                              chip->height, 1u << 22);
+                goto out;
+            }
+        } else if (s == 1) {
+            if ((rc = sm__jcheck_keys(&cx, o, ckeys)) != 0 ||
+                (rc = sm__chip_uint(&cx, o, "max_neurons", 1, 1u << 24, 1, 1, &v)) != 0)
+                goto out;
+            chip->max_neurons = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "synapse_memory_bytes", 0, UINT64_C(1) << 40, 0, 1, &v)) != 0)
+                goto out;
+            chip->synapse_memory = v;
+            if ((rc = sm__chip_uint(&cx, o, "synapse_bytes", 1, 64, 4, 0, &v)) != 0)
+                goto out;
+            chip->synapse_bytes = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "max_fan_in", 1, UINT32_MAX, UINT32_MAX, 0, &v)) != 0)
+                goto out;
+            chip->max_fan_in = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "max_fan_out", 1, UINT32_MAX, UINT32_MAX, 0, &v)) != 0)
+                goto out;
+            chip->max_fan_out = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "max_delay_steps", 1, SM_SYN_MAX_DELAY, SM_SYN_MAX_DELAY, 0, &v)) != 0)
+                goto out;
+            chip->max_delay_steps = (uint32_t)v;
+        } else {
+            if ((rc = sm__jcheck_keys(&cx, o, rkeys)) != 0 ||
+                (rc = sm__chip_uint(&cx, o, "table_entries", 1, 1u << 24, 1, 1, &v)) != 0)
+                goto out;
+            chip->table_entries = (uint32_t)v;
+        }
+        sm__jpop(&cx);
+    }
+out:
+    json_decref(root);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,549 @@
+/* loader/deploy.c: builds a deployment from a network and a chip: connectivity (a pure function of the seed),
+ * partitioning onto cores in order under every per-core limit, routing keys and multicast routing tables. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spikemesh/loader.h"
+
+void sm_deploy_free(sm_deploy_t *d)
+{
+    if (!d)
+        return;
+    free(d->row);
+    free(d->syn);
+    free(d->cores);
+    free(d->pieces);
+    free(d->piece_of);
+    sm_mesh_free(&d->mesh);
+    memset(d, 0, sizeof *d);
+}
+
+/* ---- connectivity ---- */
+
+typedef struct {
+    sm_syn_t *syn;
+    uint64_t n, cap;
+} sm__synbuf_t;
+
+static int sm__push(sm__synbuf_t *b, uint32_t tgt, float w)
+{
+    if (b->n == b->cap) {
+        uint64_t nc = b->cap ? b->cap + b->cap / 2 : 1024;
+        sm_syn_t *ns = realloc(b->syn, nc * sizeof *ns);
+        if (!ns)
+            return SM_ENOMEM;
+        b->syn = ns;
+        b->cap = nc;
+    }
+    b->syn[b->n].tgt = tgt;
+    b->syn[b->n].w = w;
+    b->n++;
+    return 0;
+}
+
+/* Uniform numbers in (0, 1] for one (projection, presynaptic neuron) stream. */
+typedef struct {
+    uint64_t seed;
+    uint32_t a, b, ctr, left;
+    uint32_t w[4];
+} sm__ustream_t;
+
+static double sm__unext(sm__ustream_t *s)
+{
+    if (s->left == 0) {
+        sm_philox(s->seed, SM_STREAM_CONNECT, s->a, s->b, s->ctr++, s->w);
+        s->left = 2;
+    }
+    s->left--;
+    return 1.0 - sm_u01(s->w[2 * s->left], s->w[2 * s->left + 1]);
+}
+
+static int sm__gen_row(const sm_net_t *net, uint32_t k, uint32_t i, uint64_t seed, const uint32_t *list_ptr,
+                       const uint32_t *list_idx, sm__synbuf_t *b)
+{
+    const sm_proj_t *pr = &net->projs[k];
+    const sm_pop_t *post = &net->pops[pr->post];
+    int same = pr->pre == pr->post, rc = 0;
+    uint32_t base = post->first;
+    float w = (float)pr->weight;
+#define SM__TGT(j) SM_SYN_PACK(base + (j), pr->delay_steps, pr->inhibitory)
+    switch (pr->rule) {
+    case SM_CONN_BERNOULLI: {
+        if (pr->p <= 0.0)
+            break;
+        if (pr->p >= 1.0) {
+            for (uint32_t j = 0; j < post->size && rc == 0; j++)
+                if (!same || pr->autapses || j != i)
+                    rc = sm__push(b, SM__TGT(j), w);
+            break;
+        }
+        sm__ustream_t us = {.seed = seed, .a = k, .b = i};
+        double l1p = log1p(-pr->p), j = -1.0;
+        for (;;) {
+            j += floor(log(sm__unext(&us)) / l1p) + 1.0;
+            if (j >= (double)post->size)
+                break;
+            uint32_t jj = (uint32_t)j;
+            if (same && !pr->autapses && jj == i)
+                continue;
+            if ((rc = sm__push(b, SM__TGT(jj), w)) != 0)
+                break;
+        }
+        break;
+    }
+    case SM_CONN_ALL:
+        for (uint32_t j = 0; j < post->size && rc == 0; j++)
+            if (!same || pr->autapses || j != i)
+                rc = sm__push(b, SM__TGT(j), w);
+        break;
+    case SM_CONN_ONE:
+        if (!same || pr->autapses)
+            rc = sm__push(b, SM__TGT(i), w);
+        break;
+    case SM_CONN_LIST:
+        for (uint32_t q = list_ptr[i]; q < list_ptr[i + 1] && rc == 0; q++) {
+            uint32_t e = list_idx[q];
+            rc = sm__push(b, SM__TGT(pr->pairs[2 * e + 1]), pr->weights ? pr->weights[e] : w);
+        }
+        break;
+    }
+#undef SM__TGT
+    return rc;
+}
+
+static int sm__syn_cmp(const void *pa, const void *pb)
+{
+    const sm_syn_t *a = pa, *b = pb;
+    uint32_t pa_ = SM_SYN_POST(a->tgt), pb_ = SM_SYN_POST(b->tgt);
+    if (pa_ != pb_)
+        return pa_ < pb_ ? -1 : 1;
+    if (a->tgt != b->tgt)
+        return a->tgt < b->tgt ? -1 : 1;
+    uint32_t wa, wb;
+    memcpy(&wa, &a->w, 4);
+    memcpy(&wb, &b->w, 4);
+    return wa < wb ? -1 : wa > wb;
+}
+
+/* Orders a row by postsynaptic neuron (then by the whole word and weight bits, a total order). */
+static void sm__sort_row(sm_syn_t *s, uint64_t n)
+{
+    for (uint64_t i = 1; i < n; i++)
+        if (sm__syn_cmp(&s[i - 1], &s[i]) > 0) {
+            qsort(s, n, sizeof *s, sm__syn_cmp);
+            return;
+        }
+}
+
+static double sm__expected_synapses(const sm_net_t *net)
+{
+    double e = 0;
+    for (uint32_t k = 0; k < net->nprojs; k++) {
+        const sm_proj_t *pr = &net->projs[k];
+        double a = net->pops[pr->pre].size, b = net->pops[pr->post].size;
+        switch (pr->rule) {
+        case SM_CONN_BERNOULLI:
+            e += pr->p * a * b;
+            break;
+        case SM_CONN_ALL:
+            e += a * b;
+            break;
+        case SM_CONN_ONE:
+            e += a;
+            break;
+        case SM_CONN_LIST:
+            e += (double)pr->npairs;
+            break;
+        }
+    }
+    return e;
+}
+
+static int sm__connect(const sm_net_t *net, uint64_t seed, sm_deploy_t *d, sm_errbuf_t *eb)
+{
+    double est = sm__expected_synapses(net);
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (est * 12.0 > phys && phys > 0)
+        return sm_errorf(eb, SM_ENOMEM,
+                         "network '%s' has about %.3g synapses, which need %.1f GiB; this machine has %.1f GiB",
+                         net->name, est, est * 12.0 / 1073741824.0, phys / 1073741824.0);
+    /* Lists: bucket each list projection's pairs by presynaptic neuron. */
+    uint32_t **lptr = calloc(net->nprojs ? net->nprojs : 1, sizeof *lptr);
+    uint32_t **lidx = calloc(net->nprojs ? net->nprojs : 1, sizeof *lidx);
+    sm__synbuf_t b = {0};
+    int rc = 0;
+    if (!lptr || !lidx)
+        rc = SM_ENOMEM;
+    for (uint32_t k = 0; k < net->nprojs && rc == 0; k++) {
+        const sm_proj_t *pr = &net->projs[k];
+        if (pr->rule != SM_CONN_LIST)
+            continue;
+        if (pr->npairs > UINT32_MAX - 1) {
+            rc = SM_ERANGE;
+            break;
+        }
+        uint32_t npre = net->pops[pr->pre].size;
+        lptr[k] = calloc((size_t)npre + 1, sizeof **lptr);
+        lidx[k] = malloc((pr->npairs ? pr->npairs : 1) * sizeof **lidx);
+        if (!lptr[k] || !lidx[k]) {
+            rc = SM_ENOMEM;
+            break;
+        }
+        for (uint64_t e = 0; e < pr->npairs; e++)
+            lptr[k][pr->pairs[2 * e] + 1]++;
+        for (uint32_t i = 0; i < npre; i++)
+            lptr[k][i + 1] += lptr[k][i];
+        uint32_t *fill = malloc(((size_t)npre + 1) * sizeof *fill);
+        if (!fill) {
+            rc = SM_ENOMEM;
+            break;
+        }
+        memcpy(fill, lptr[k], (size_t)npre * sizeof *fill);
+        for (uint64_t e = 0; e < pr->npairs; e++)
+            lidx[k][fill[pr->pairs[2 * e]]++] = (uint32_t)e;
+        free(fill);
+    }
+    d->row = malloc(((size_t)net->n + 1) * sizeof *d->row);
+    if (!d->row)
+        rc = SM_ENOMEM;
+    if (rc == 0) {
+        b.cap = (uint64_t)(est * 1.02) + 1024;
+        b.syn = malloc(b.cap * sizeof *b.syn);
+        if (!b.syn)
+            rc = SM_ENOMEM;
+    }
+    for (uint32_t p = 0; p < net->npops && rc == 0; p++) {
+        const sm_pop_t *pop = &net->pops[p];
+        for (uint32_t i = 0; i < pop->size && rc == 0; i++) {
+            uint64_t start = b.n;
+            d->row[pop->first + i] = start;
+            for (uint32_t k = 0; k < net->nprojs && rc == 0; k++)
+                if (net->projs[k].pre == p)
+                    rc = sm__gen_row(net, k, i, seed, lptr[k], lidx[k], &b);
+            if (rc == 0)
+                sm__sort_row(b.syn + start, b.n - start);
+        }
+    }
+    for (uint32_t k = 0; lptr && lidx && k < net->nprojs; k++) {
+        free(lptr[k]);
+        free(lidx[k]);
+    }
+    free(lptr);
+    free(lidx);
+    if (rc) {
+        free(b.syn);
+        return rc == SM_ENOMEM ? sm_errorf(eb, rc, "out of memory generating the synapses of '%s'", net->name)
+                               : sm_errorf(eb, rc, "a list projection of '%s' has too many pairs", net->name);
+    }
+    d->row[net->n] = b.n;
+    d->nsyn = b.n;
+    if (b.n < b.cap) { /* give back the slack */
+        sm_syn_t *s = realloc(b.syn, (b.n ? b.n : 1) * sizeof *s);
+        if (s)
+            b.syn = s;
+    }
+    d->syn = b.syn;
+    return 0;
+}
+
+/* ---- partitioning ---- */
+
+enum { SM__LIM_NEURONS, SM__LIM_MEMORY, SM__LIM_FANIN, SM__LIM_COUNT };
+
+static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb)
+{
+    uint32_t n = net->n;
+    int rc = 0;
+    /* Incoming lists: for each neuron, its presynaptic neurons. */
+    uint64_t *iptr = calloc((size_t)n + 1, sizeof *iptr);
+    uint32_t *src = malloc((d->nsyn ? d->nsyn : 1) * sizeof *src);
+    uint32_t *stamp = malloc(((size_t)n ? n : 1) * sizeof *stamp);
+    uint64_t cap = 64;
+    sm_core_t *cores = malloc(cap * sizeof *cores);
+    if (!iptr || !src || !stamp || !cores) {
+        rc = sm_errorf(eb, SM_ENOMEM, "out of memory partitioning '%s'", net->name);
+        goto out;
+    }
+    for (uint64_t s = 0; s < d->nsyn; s++)
+        iptr[SM_SYN_POST(d->syn[s].tgt) + 1]++;
+    for (uint32_t j = 0; j < n; j++)
+        iptr[j + 1] += iptr[j];
+    {
+        uint64_t *fill = malloc(((size_t)n ? n : 1) * sizeof *fill);
+        if (!fill) {
+            rc = sm_errorf(eb, SM_ENOMEM, "out of memory partitioning '%s'", net->name);
+            goto out;
+        }
+        memcpy(fill, iptr, (size_t)n * sizeof *fill);
+        for (uint32_t i = 0; i < n; i++)
+            for (uint64_t s = d->row[i]; s < d->row[i + 1]; s++)
+                src[fill[SM_SYN_POST(d->syn[s].tgt)]++] = i;
+        free(fill);
+    }
+    memset(stamp, 0xff, (size_t)n * sizeof *stamp);
+
+    uint64_t closed_by[SM__LIM_COUNT] = {0};
+    uint32_t nc = 0;
+    sm_core_t cur = {0};
+    for (uint32_t j = 0; j < n; j++) {
+        uint64_t indeg = iptr[j + 1] - iptr[j];
+        for (int attempt = 0; attempt < 2; attempt++) {
+            uint32_t fresh = 0;
+            for (uint64_t s = iptr[j]; s < iptr[j + 1]; s++)
+                if (stamp[src[s]] != nc) {
+                    stamp[src[s]] = nc;
+                    fresh++;
+                }
+            int lim = -1;
+            if (cur.count + 1 > chip->max_neurons)
+                lim = SM__LIM_NEURONS;
+            else if ((cur.synapses + indeg) * chip->synapse_bytes > chip->synapse_memory)
+                lim = SM__LIM_MEMORY;
+            else if ((uint64_t)cur.fan_in + fresh > chip->max_fan_in)
+                lim = SM__LIM_FANIN;
+            if (lim < 0) {
+                cur.count++;
+                cur.synapses += indeg;
+                cur.fan_in += fresh;
+                break;
+            }
+            if (attempt == 1 || cur.count == 0) {
+                /* Even an empty core cannot take this neuron. */
+                uint32_t p = 0;
+                while (p + 1 < net->npops && net->pops[p + 1].first <= j)
+                    p++;
+                if (lim == SM__LIM_MEMORY)
+                    rc = sm_errorf(eb, SM_ENOFIT,
+                                   "neuron %u of population '%s' receives %llu synapses (%llu bytes), more than "
+                                   "a core's synapse memory of %llu bytes on chip '%s'; no mesh size fits it",
+                                   j - net->pops[p].first, net->pops[p].name, (unsigned long long)indeg,
+                                   (unsigned long long)(indeg * chip->synapse_bytes),
+                                   (unsigned long long)chip->synapse_memory, chip->name);
+                else
+                    rc = sm_errorf(eb, SM_ENOFIT,
+                                   "neuron %u of population '%s' has %u distinct presynaptic neurons, more than "
+                                   "a core's fan-in of %u on chip '%s'; no mesh size fits it",
+                                   j - net->pops[p].first, net->pops[p].name, fresh, chip->max_fan_in,
+                                   chip->name);
+                goto out;
+            }
+            closed_by[lim]++;
+            cur.syn_bytes = cur.synapses * chip->synapse_bytes;
+            if (nc == cap) {
+                cap *= 2;
+                sm_core_t *ncores = realloc(cores, cap * sizeof *ncores);
+                if (!ncores) {
+                    rc = sm_errorf(eb, SM_ENOMEM, "out of memory partitioning '%s'", net->name);
+                    goto out;
+                }
+                cores = ncores;
+            }
+            cores[nc++] = cur;
+            memset(&cur, 0, sizeof cur);
+            cur.first = j;
+        }
+    }
+    if (cur.count > 0 || nc == 0) {
+        cur.syn_bytes = cur.synapses * chip->synapse_bytes;
+        if (nc == cap) {
+            sm_core_t *ncores = realloc(cores, (cap + 1) * sizeof *ncores);
+            if (!ncores) {
+                rc = sm_errorf(eb, SM_ENOMEM, "out of memory partitioning '%s'", net->name);
+                goto out;
+            }
+            cores = ncores;
+        }
+        cores[nc++] = cur;
+    }
+    uint64_t avail = (uint64_t)chip->width * chip->height * chip->cores_per_tile;
+    if (nc > avail) {
+        static const char *const what[] = {"neurons per core", "synapse memory per core",
+                                           "fan-in (distinct presynaptic neurons) per core"};
+        int lim = 0;
+        for (int l = 1; l < SM__LIM_COUNT; l++)
+            if (closed_by[l] > closed_by[lim])
+                lim = l;
+        uint64_t limval = lim == 0 ? chip->max_neurons : lim == 1 ? chip->synapse_memory : chip->max_fan_in;
+        uint64_t tiles = (nc + chip->cores_per_tile - 1) / chip->cores_per_tile;
+        uint64_t h = chip->height, w = (tiles + h - 1) / h;
+        if (w > 4096) { /* grow both sides */
+            w = (uint64_t)ceil(sqrt((double)tiles));
+            h = (tiles + w - 1) / w;
+        }
+        char base[SM_NAME_MAX];
+        snprintf(base, sizeof base, "%s", chip->name);
+        char *colon = strchr(base, ':');
+        if (colon)
+            *colon = '\0';
+        rc = sm_errorf(eb, SM_ENOFIT,
+                       "network '%s' does not fit chip '%s': it needs %u cores, %llu more than the %llu cores of "
+                       "%ux%u tiles x %u; cores fill up on %s (limit %llu); --chip %s:%llux%llu would fit",
+                       net->name, chip->name, nc, (unsigned long long)(nc - avail), (unsigned long long)avail,
+                       chip->width, chip->height, chip->cores_per_tile, what[lim], (unsigned long long)limval, base,
+                       (unsigned long long)w, (unsigned long long)h);
+        goto out;
+    }
+    for (uint32_t c = 0; c < nc; c++) {
+        cores[c].tile = c / chip->cores_per_tile;
+        cores[c].slot = c % chip->cores_per_tile;
+    }
+    d->cores = cores;
+    d->ncores = nc;
+    cores = NULL;
+out:
+    free(iptr);
+    free(src);
+    free(stamp);
+    free(cores);
+    return rc;
+}
+
+/* ---- pieces, keys and routing tables ---- */
+
+static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb)
+{
+    uint32_t n = net->n, np = 0, cap = 64;
+    int rc = 0;
+    sm_piece_t *pieces = malloc(cap * sizeof *pieces);
+    d->piece_of = malloc(((size_t)n ? n : 1) * sizeof *d->piece_of);
+    if (!pieces || !d->piece_of) {
+        free(pieces);
+        return sm_errorf(eb, SM_ENOMEM, "out of memory");
+    }
+    for (uint32_t c = 0; c < d->ncores; c++) {
+        const sm_core_t *co = &d->cores[c];
+        uint32_t j = co->first, end = co->first + co->count;
+        while (j < end) {
+            uint32_t p = 0;
+            while (p + 1 < net->npops && net->pops[p + 1].first <= j)
+                p++;
+            uint32_t pend = net->pops[p].first + net->pops[p].size;
+            if (pend > end)
+                pend = end;
+            if (np == cap) {
+                cap *= 2;
+                sm_piece_t *npc = realloc(pieces, cap * sizeof *npc);
+                if (!npc) {
+                    free(pieces);
+                    return sm_errorf(eb, SM_ENOMEM, "out of memory");
+                }
+                pieces = npc;
+            }
+            sm_piece_t *pc = &pieces[np];
+            memset(pc, 0, sizeof *pc);
+            pc->core = c;
+            pc->pop = p;
+            pc->first = j;
+            pc->count = pend - j;
+            for (uint32_t q = j; q < pend; q++)
+                d->piece_of[q] = np;
+            np++;
+            j = pend;
+        }
+    }
+    d->pieces = pieces;
+    d->npieces = np;
+    uint32_t kb = 0;
+    while ((1ull << kb) < chip->max_neurons)
+        kb++;
+    d->key_bits = kb;
+    if (kb >= 32 || (uint64_t)np << kb > UINT32_MAX)
+        return sm_errorf(eb, SM_ENOFIT, "%u population pieces of up to %u neurons need more than 32 key bits", np,
+                         chip->max_neurons);
+    if ((rc = sm_mesh_init(&d->mesh, chip->width, chip->height, chip->cores_per_tile, chip->table_entries)) != 0)
+        return sm_errorf(eb, rc, "cannot build a %ux%u mesh: %s", chip->width, chip->height, sm_strerror(rc));
+
+    /* Destination cores of each piece; fan-out of each core. */
+    uint32_t *mark = malloc((size_t)d->ncores * sizeof *mark), *dst = malloc((size_t)d->ncores * sizeof *dst);
+    if (!mark || !dst) {
+        free(mark);
+        free(dst);
+        return sm_errorf(eb, SM_ENOMEM, "out of memory");
+    }
+    memset(mark, 0xff, (size_t)d->ncores * sizeof *mark);
+    for (uint32_t q = 0; q < np && rc == 0; q++) {
+        sm_piece_t *pc = &pieces[q];
+        uint32_t nd = 0;
+        pc->key = q << kb;
+        pc->mask = ~((1u << kb) - 1u);
+        for (uint32_t i = pc->first; i < pc->first + pc->count; i++) {
+            uint32_t last = UINT32_MAX;
+            for (uint64_t s = d->row[i]; s < d->row[i + 1]; s++) {
+                uint32_t c = pieces[d->piece_of[SM_SYN_POST(d->syn[s].tgt)]].core;
+                if (c != last) { /* rows are sorted by target, so cores come in runs */
+                    d->cores[pc->core].fan_out++;
+                    last = c;
+                }
+                if (mark[c] != q) {
+                    mark[c] = q;
+                    dst[nd++] = c;
+                }
+            }
+        }
+        pc->ndest = nd;
+        if (nd == 0)
+            continue; /* nothing listens: no table entries */
+        /* Destination cores are chip core indices (core c sits at chip core c). */
+        rc = sm_mesh_add_tree(&d->mesh, d->cores[pc->core].tile, pc->key, pc->mask, dst, nd, eb);
+        if (rc == SM_ENOFIT) {
+            char msg[SM_ERRBUF_SIZE];
+            snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
+            rc = sm_errorf(eb, SM_ENOFIT,
+                           "network '%s' does not fit chip '%s': %s after %u of %u population pieces; routing "
+                           "tables are not compressed yet, so spread the network with a wider --chip mesh or a "
+                           "chip with larger tables",
+                           net->name, chip->name, msg, q, np);
+        }
+    }
+    free(mark);
+    free(dst);
+    if (rc)
+        return rc;
+    for (uint32_t q = 0; q < np; q++) {
+        uint64_t hops = 0;
+        uint32_t nd = 0;
+        if (pieces[q].ndest == 0)
+            continue;
+        rc = sm_mesh_route(&d->mesh, d->cores[pieces[q].core].tile, pieces[q].key, 0, NULL, &nd, &hops, eb);
+        if (rc)
+            return rc;
+        pieces[q].hops = (uint32_t)hops;
+    }
+    uint32_t tiles = sm_mesh_tiles(&d->mesh);
+    for (uint32_t t = 0; t < tiles; t++) {
+        d->table_entries += d->mesh.tables[t].n;
+        if (d->mesh.tables[t].n > d->max_table)
+            d->max_table = d->mesh.tables[t].n;
+    }
+    return 0;
+}
+
+int sm_deploy_build(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed, sm_deploy_t *d, sm_errbuf_t *eb)
+{
+    int rc;
+    memset(d, 0, sizeof *d);
+    d->net = net;
+    d->chip = *chip;
+    d->seed = seed;
+    d->n = net->n;
+    d->max_delay = 1;
+    for (uint32_t k = 0; k < net->nprojs; k++) {
+        if (net->projs[k].delay_steps > d->max_delay)
+            d->max_delay = net->projs[k].delay_steps;
+        if (net->projs[k].delay_steps > chip->max_delay_steps)
+            return sm_errorf(eb, SM_ENOFIT,
+                             "network '%s': projection %u (%s -> %s) has a delay of %u steps, more than the %u "
+                             "steps chip '%s' supports",
+                             net->name, k, net->pops[net->projs[k].pre].name, net->pops[net->projs[k].post].name,
+                             net->projs[k].delay_steps, chip->max_delay_steps, chip->name);
+    }
+    if ((rc = sm__connect(net, seed, d, eb)) != 0 || (rc = sm__partition(net, chip, d, eb)) != 0 ||
+        (rc = sm__route(net, chip, d, eb)) != 0) {
+        sm_deploy_free(d);
+        return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,252 @@
+/* router/mesh.c: the 2D mesh of tiles, multicast key/mask tables, XY tree construction and packet routing
+ * with replication and counters. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "spikemesh/router.h"
+
+int sm_mesh_init(sm_mesh_t *m, uint32_t width, uint32_t height, uint32_t cores_per_tile, uint32_t table_cap)
+{
+    memset(m, 0, sizeof *m);
+    if (width == 0 || height == 0 || cores_per_tile == 0 || cores_per_tile > SM_TILE_MAX_CORES)
+        return SM_EINVAL;
+    if ((uint64_t)width * height > (1u << 24))
+        return SM_ERANGE;
+    size_t tiles = (size_t)width * height;
+    m->width = width;
+    m->height = height;
+    m->cores_per_tile = cores_per_tile;
+    m->tables = calloc(tiles, sizeof *m->tables);
+    m->link_packets = calloc(tiles * SM_NDIRS, sizeof *m->link_packets);
+    m->router_packets = calloc(tiles, sizeof *m->router_packets);
+    m->core_packets = calloc(tiles * cores_per_tile, sizeof *m->core_packets);
+    m->scratch = calloc(tiles * 2, sizeof *m->scratch);
+    if (!m->tables || !m->link_packets || !m->router_packets || !m->core_packets || !m->scratch) {
+        sm_mesh_free(m);
+        return SM_ENOMEM;
+    }
+    for (size_t t = 0; t < tiles; t++)
+        m->tables[t].cap = table_cap;
+    return 0;
+}
+
+void sm_mesh_free(sm_mesh_t *m)
+{
+    if (m->tables) {
+        for (size_t t = 0; t < (size_t)m->width * m->height; t++)
+            free(m->tables[t].entries);
+    }
+    free(m->tables);
+    free(m->link_packets);
+    free(m->router_packets);
+    free(m->core_packets);
+    free(m->scratch);
+    memset(m, 0, sizeof *m);
+}
+
+void sm_mesh_clear_counters(sm_mesh_t *m)
+{
+    size_t tiles = sm_mesh_tiles(m);
+    memset(m->link_packets, 0, tiles * SM_NDIRS * sizeof *m->link_packets);
+    memset(m->router_packets, 0, tiles * sizeof *m->router_packets);
+    memset(m->core_packets, 0, tiles * m->cores_per_tile * sizeof *m->core_packets);
+}
+
+uint32_t sm_mesh_neighbor(const sm_mesh_t *m, uint32_t t, int d)
+{
+    uint32_t x = t % m->width, y = t / m->width;
+    switch (d) {
+    case SM_DIR_E:
+        return x + 1 < m->width ? t + 1 : UINT32_MAX;
+    case SM_DIR_W:
+        return x > 0 ? t - 1 : UINT32_MAX;
+    case SM_DIR_N:
+        return y + 1 < m->height ? t + m->width : UINT32_MAX;
+    case SM_DIR_S:
+        return y > 0 ? t - m->width : UINT32_MAX;
+    default:
+        return UINT32_MAX;
+    }
+}
+
+/* Direction of the next XY hop from cur towards dst: first along x, then along y; -1 when there. */
+static int sm__xy_dir(const sm_mesh_t *m, uint32_t cur, uint32_t dst)
+{
+    uint32_t cx = cur % m->width, cy = cur / m->width, dx = dst % m->width, dy = dst / m->width;
+    if (dx > cx)
+        return SM_DIR_E;
+    if (dx < cx)
+        return SM_DIR_W;
+    if (dy > cy)
+        return SM_DIR_N;
+    if (dy < cy)
+        return SM_DIR_S;
+    return -1;
+}
+
+uint32_t sm_mesh_xy_path(const sm_mesh_t *m, uint32_t src, uint32_t dst, uint32_t *path)
+{
+    uint32_t hops = 0, cur = src;
+    int d;
+    while ((d = sm__xy_dir(m, cur, dst)) >= 0) {
+        cur = sm_mesh_neighbor(m, cur, d);
+        path[hops++] = cur;
+    }
+    return hops;
+}
+
+int sm_table_lookup(const sm_table_t *t, uint32_t key, uint32_t *route)
+{
+    for (uint32_t i = 0; i < t->n; i++) {
+        if ((key & t->entries[i].mask) == t->entries[i].key) {
+            *route = t->entries[i].route;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int sm__table_add(sm_table_t *t, uint32_t key, uint32_t mask, uint32_t route)
+{
+    if (t->n >= t->cap)
+        return SM_ENOFIT;
+    if ((t->n & (t->n - 1)) == 0) { /* grow at powers of two */
+        uint32_t want = t->n ? t->n * 2 : 4;
+        if (want > t->cap)
+            want = t->cap;
+        sm_route_entry_t *e = realloc(t->entries, (size_t)want * sizeof *e);
+        if (!e)
+            return SM_ENOMEM;
+        t->entries = e;
+    }
+    t->entries[t->n].key = key & mask;
+    t->entries[t->n].mask = mask;
+    t->entries[t->n].route = route;
+    t->n++;
+    return 0;
+}
+
+int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, const uint32_t *dst_cores,
+                     uint32_t ndst, sm_errbuf_t *eb)
+{
+    uint32_t tiles = sm_mesh_tiles(m);
+    uint32_t *route = m->scratch, *indir = m->scratch + tiles;
+    int rc = 0;
+    if (src >= tiles)
+        return sm_errorf(eb, SM_EINVAL, "source tile %u is outside the %ux%u mesh", src, m->width, m->height);
+    /* indir[t] = direction of travel into t plus 1 (0: untouched); the source is marked with 5. */
+    indir[src] = 5;
+    for (uint32_t k = 0; k < ndst; k++) {
+        uint32_t dt = dst_cores[k] / m->cores_per_tile, slot = dst_cores[k] % m->cores_per_tile;
+        if (dt >= tiles)
+            return sm_errorf(eb, SM_EINVAL, "destination core %u is outside the mesh", dst_cores[k]);
+        uint32_t cur = src;
+        int d;
+        while ((d = sm__xy_dir(m, cur, dt)) >= 0) {
+            route[cur] |= SM_ROUTE_LINK(d);
+            cur = sm_mesh_neighbor(m, cur, d);
+            indir[cur] = (uint32_t)d + 1u;
+        }
+        route[cur] |= SM_ROUTE_CORE(slot);
+    }
+    /* Walk the tree from the source again to visit exactly the touched routers, in a fixed order. */
+    uint32_t stack_n = 0;
+    uint32_t *stack = malloc((size_t)tiles * sizeof *stack);
+    if (!stack)
+        rc = SM_ENOMEM;
+    else
+        stack[stack_n++] = src;
+    while (rc == 0 && stack_n > 0) {
+        uint32_t t = stack[--stack_n];
+        uint32_t r = route[t];
+        int straight = t != src && r == SM_ROUTE_LINK(indir[t] - 1u);
+        if (!straight) {
+            rc = sm__table_add(&m->tables[t], key, mask, r);
+            if (rc == SM_ENOFIT)
+                sm_errorf(eb, SM_ENOFIT,
+                          "router (%u,%u) needs more than %u routing table entries (its capacity)", t % m->width,
+                          t / m->width, m->tables[t].cap);
+        }
+        for (int d = 0; d < SM_NDIRS; d++)
+            if (r & SM_ROUTE_LINK(d))
+                stack[stack_n++] = sm_mesh_neighbor(m, t, d);
+    }
+    free(stack);
+    /* Clear the scratch along the tree (every touched tile lies on an XY path from src). */
+    for (uint32_t k = 0; k < ndst; k++) {
+        uint32_t dt = dst_cores[k] / m->cores_per_tile, cur = src;
+        int d;
+        route[cur] = 0;
+        indir[cur] = 0;
+        while ((d = sm__xy_dir(m, cur, dt)) >= 0) {
+            cur = sm_mesh_neighbor(m, cur, d);
+            route[cur] = 0;
+            indir[cur] = 0;
+        }
+    }
+    route[src] = 0;
+    indir[src] = 0;
+    return rc;
+}
+
+int sm_mesh_route(sm_mesh_t *m, uint32_t src, uint32_t key, uint64_t count, uint32_t *dst, uint32_t *ndst,
+                  uint64_t *hops, sm_errbuf_t *eb)
+{
+    uint32_t tiles = sm_mesh_tiles(m);
+    uint64_t h = 0;
+    uint32_t nd = 0, visits = 0;
+    if (src >= tiles)
+        return sm_errorf(eb, SM_EINVAL, "source tile %u is outside the %ux%u mesh", src, m->width, m->height);
+    /* Stack entries: tile * 8 + (direction of travel + 1), 0 for the injecting router. */
+    uint64_t *stack = malloc(((size_t)tiles * SM_NDIRS * SM_NDIRS + 1) * sizeof *stack);
+    if (!stack)
+        return SM_ENOMEM;
+    size_t sn = 0;
+    int rc = 0;
+    stack[sn++] = (uint64_t)src * 8u;
+    while (sn > 0 && rc == 0) {
+        uint64_t top = stack[--sn];
+        uint32_t t = (uint32_t)(top / 8u), from = (uint32_t)(top % 8u);
+        uint32_t r;
+        if (++visits > tiles * SM_NDIRS) {
+            rc = sm_errorf(eb, SM_EROUTE, "key 0x%08x loops in the mesh", key);
+            break;
+        }
+        m->router_packets[t] += count;
+        if (!sm_table_lookup(&m->tables[t], key, &r)) {
+            if (from == 0) {
+                rc = sm_errorf(eb, SM_EROUTE, "router (%u,%u) has no entry for key 0x%08x injected there",
+                               t % m->width, t / m->width, key);
+                break;
+            }
+            r = SM_ROUTE_LINK(from - 1u); /* default routing: straight on */
+        }
+        for (uint32_t c = 0; c < m->cores_per_tile; c++) {
+            if (r & SM_ROUTE_CORE(c)) {
+                m->core_packets[t * m->cores_per_tile + c] += count;
+                if (dst)
+                    dst[nd] = t * m->cores_per_tile + c;
+                nd++;
+            }
+        }
+        for (int d = SM_NDIRS - 1; d >= 0; d--) {
+            if (!(r & SM_ROUTE_LINK(d)))
+                continue;
+            uint32_t nb = sm_mesh_neighbor(m, t, d);
+            if (nb == UINT32_MAX) {
+                rc = sm_errorf(eb, SM_EROUTE, "key 0x%08x leaves the mesh at router (%u,%u)", key,
+                               t % m->width, t / m->width);
+                break;
+            }
+            m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d] += count;
+            h++;
+            stack[sn++] = (uint64_t)nb * 8u + (uint64_t)d + 1u;
+        }
+    }
+    free(stack);
+    if (ndst)
+        *ndst = nd;
+    if (hops)
+        *hops = h;
+    return rc;
+}

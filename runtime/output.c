@@ -1,0 +1,239 @@
+/* runtime/output.c: output files of a run (spikes.csv, traffic.json, summary.json), written under temporary
+ * names and renamed only when complete, and the JSON summary. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runtime/sim_internal.h"
+
+static const char *const sm__out_names[SM__NOUT] = {"spikes.csv", "traffic.json", "summary.json"};
+enum { SM__OUT_SPIKES, SM__OUT_TRAFFIC, SM__OUT_SUMMARY };
+
+static char *sm__join(const char *dir, const char *name, const char *suffix)
+{
+    size_t n = strlen(dir) + strlen(name) + strlen(suffix) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s%s", dir, name, suffix);
+    return p;
+}
+
+int sm__out_open(sm_sim_t *s, sm_errbuf_t *eb)
+{
+    const char *dir = s->opts.out_dir;
+    struct stat st;
+    if (!dir)
+        return 0;
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT || mkdir(dir, 0777) != 0)
+            return sm_errorf(eb, SM_EIO, "--out '%s': cannot create the directory: %s", dir, strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        return sm_errorf(eb, SM_EIO, "--out '%s': exists and is not a directory", dir);
+    }
+    for (int k = 0; k < SM__NOUT; k++) {
+        s->out_part[k] = sm__join(dir, sm__out_names[k], ".part");
+        s->out_final[k] = sm__join(dir, sm__out_names[k], "");
+        if (!s->out_part[k] || !s->out_final[k]) {
+            sm__out_abort(s);
+            return sm_errorf(eb, SM_ENOMEM, "out of memory");
+        }
+    }
+    s->spikes_f = fopen(s->out_part[SM__OUT_SPIKES], "w");
+    if (!s->spikes_f) {
+        int e = errno;
+        sm__out_abort(s);
+        return sm_errorf(eb, SM_EIO, "--out '%s': cannot write there: %s", dir, strerror(e));
+    }
+    setvbuf(s->spikes_f, NULL, _IOFBF, 1 << 20);
+    fputs("step,neuron\n", s->spikes_f);
+    return 0;
+}
+
+void sm__out_spikes(sm_sim_t *s, uint64_t step, const uint32_t *ids, uint32_t n)
+{
+    char line[48];
+    for (uint32_t k = 0; k < n; k++) {
+        /* Both numbers written right to left into a small buffer: fprintf is the slow part otherwise. */
+        char *p = line + sizeof line;
+        *--p = '\n';
+        uint32_t id = ids[k];
+        do {
+            *--p = (char)('0' + id % 10);
+            id /= 10;
+        } while (id);
+        *--p = ',';
+        uint64_t t = step;
+        do {
+            *--p = (char)('0' + t % 10);
+            t /= 10;
+        } while (t);
+        fwrite(p, 1, (size_t)(line + sizeof line - p), s->spikes_f);
+    }
+}
+
+int sm__out_finish(sm_sim_t *s, sm_errbuf_t *eb)
+{
+    if (!s->spikes_f)
+        return 0;
+    int bad = fflush(s->spikes_f) != 0 || ferror(s->spikes_f);
+    int e = errno;
+    bad |= fclose(s->spikes_f) != 0;
+    s->spikes_f = NULL;
+    if (bad) {
+        sm__out_abort(s);
+        return sm_errorf(eb, SM_EIO, "--out '%s': writing spikes.csv failed: %s", s->opts.out_dir, strerror(e));
+    }
+    return 0;
+}
+
+void sm__out_abort(sm_sim_t *s)
+{
+    if (s->spikes_f) {
+        fclose(s->spikes_f);
+        s->spikes_f = NULL;
+    }
+    for (int k = 0; k < SM__NOUT; k++) {
+        if (s->out_part[k])
+            remove(s->out_part[k]);
+        free(s->out_part[k]);
+        free(s->out_final[k]);
+        s->out_part[k] = s->out_final[k] = NULL;
+    }
+}
+
+static json_t *sm__xy(const sm_mesh_t *m, uint32_t t)
+{
+    return json_pack("[II]", (json_int_t)(t % m->width), (json_int_t)(t / m->width));
+}
+
+static const char *const sm__dir_names[SM_NDIRS] = {"E", "N", "W", "S"};
+
+/* Finds the link with the most packets (the first in tile, direction order on ties). */
+static void sm__busiest(const sm_mesh_t *m, uint32_t *tile, int *dir, uint64_t *packets)
+{
+    uint32_t tiles = sm_mesh_tiles(m);
+    *tile = 0;
+    *dir = -1;
+    *packets = 0;
+    for (uint32_t t = 0; t < tiles; t++)
+        for (int d = 0; d < SM_NDIRS; d++)
+            if (m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d] > *packets) {
+                *packets = m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d];
+                *tile = t;
+                *dir = d;
+            }
+}
+
+static json_t *sm__traffic_json(sm_sim_t *s)
+{
+    const sm_deploy_t *d = s->d;
+    const sm_mesh_t *m = &d->mesh;
+    uint32_t tiles = sm_mesh_tiles(m);
+    json_t *links = json_array(), *routers = json_array(), *cores = json_array();
+    for (uint32_t t = 0; t < tiles; t++) {
+        for (int dd = 0; dd < SM_NDIRS; dd++) {
+            uint32_t nb = sm_mesh_neighbor(m, t, dd);
+            if (nb == UINT32_MAX)
+                continue;
+            json_array_append_new(links, json_pack("{s:o,s:o,s:s,s:I}", "from", sm__xy(m, t), "to", sm__xy(m, nb),
+                                                   "dir", sm__dir_names[dd], "packets",
+                                                   (json_int_t)m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)dd]));
+        }
+        json_array_append_new(routers, json_pack("{s:I,s:I,s:I,s:I}", "x", (json_int_t)(t % m->width), "y",
+                                                 (json_int_t)(t / m->width), "packets",
+                                                 (json_int_t)m->router_packets[t], "table_entries",
+                                                 (json_int_t)m->tables[t].n));
+    }
+    for (uint32_t c = 0; c < d->ncores; c++) {
+        const sm_core_t *co = &d->cores[c];
+        json_array_append_new(
+            cores, json_pack("{s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "core", (json_int_t)c, "tile",
+                             sm__xy(m, co->tile), "slot", (json_int_t)co->slot, "first_neuron", (json_int_t)co->first,
+                             "neurons", (json_int_t)co->count, "synapse_bytes", (json_int_t)co->syn_bytes, "fan_in",
+                             (json_int_t)co->fan_in, "neuron_updates", (json_int_t)s->cc[c].neuron_updates,
+                             "synaptic_ops", (json_int_t)s->cc[c].synaptic_ops, "spikes_sent",
+                             (json_int_t)s->cc[c].spikes_sent, "packets_in", (json_int_t)s->cc[c].packets_in));
+    }
+    return json_pack("{s:{s:I,s:I,s:I},s:o,s:o,s:o}", "mesh", "width", (json_int_t)m->width, "height",
+                     (json_int_t)m->height, "cores_per_tile", (json_int_t)m->cores_per_tile, "links", links,
+                     "routers", routers, "cores", cores);
+}
+
+char *sm_sim_summary_json(sm_sim_t *s, int indent)
+{
+    const sm_deploy_t *d = s->d;
+    const sm_net_t *net = s->net;
+    sm__fold(s);
+    double secs = (double)s->step * net->dt * 1e-3;
+    json_t *pops = json_array();
+    for (uint32_t p = 0; p < net->npops; p++) {
+        double rate = secs > 0 ? (double)s->pop_spikes[p] / net->pops[p].size / secs : 0.0;
+        json_array_append_new(pops, json_pack("{s:s,s:I,s:I,s:f}", "name", net->pops[p].name, "size",
+                                              (json_int_t)net->pops[p].size, "spikes", (json_int_t)s->pop_spikes[p],
+                                              "rate_hz", rate));
+    }
+    uint32_t bt;
+    int bd;
+    uint64_t bp;
+    sm__busiest(&d->mesh, &bt, &bd, &bp);
+    json_t *busiest = bd < 0 ? json_null()
+                             : json_pack("{s:o,s:o,s:s,s:I}", "from", sm__xy(&d->mesh, bt), "to",
+                                         sm__xy(&d->mesh, sm_mesh_neighbor(&d->mesh, bt, bd)), "dir",
+                                         sm__dir_names[bd], "packets", (json_int_t)bp);
+    uint64_t avail = (uint64_t)d->chip.width * d->chip.height * d->chip.cores_per_tile;
+    json_t *o = json_pack(
+        "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:f,s:o,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:f,s:f,s:f,s:b,s:I}",
+        "network", net->name, "chip", d->chip.name, "seed", (json_int_t)d->seed, "neurons", (json_int_t)d->n,
+        "synapses", (json_int_t)d->nsyn, "cores_used", (json_int_t)d->ncores, "cores_available", (json_int_t)avail,
+        "dt_ms", net->dt, "steps", (json_int_t)s->step, "spikes", (json_int_t)s->stats.spikes, "mean_rate_hz",
+        secs > 0 && d->n ? (double)s->stats.spikes / d->n / secs : 0.0, "populations", pops, "packets",
+        (json_int_t)s->stats.packets, "hops", (json_int_t)s->stats.hops, "deliveries",
+        (json_int_t)s->stats.deliveries, "synaptic_ops", (json_int_t)s->stats.synaptic_ops, "neuron_updates",
+        (json_int_t)s->stats.neuron_updates, "busiest_link", busiest, "table_entries", (json_int_t)d->table_entries,
+        "max_table_entries", (json_int_t)d->max_table, "setup_seconds", s->stats.setup_seconds, "loop_seconds",
+        s->stats.loop_seconds, "steps_per_second",
+        s->stats.loop_seconds > 0 ? (double)s->step / s->stats.loop_seconds : 0.0, "interrupted",
+        s->stats.interrupted, "overruns", (json_int_t)s->stats.overruns);
+    if (!o)
+        return NULL;
+    char *txt = json_dumps(o, (indent ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(o);
+    return txt;
+}
+
+void sm_sim_set_setup_seconds(sm_sim_t *s, double secs)
+{
+    s->stats.setup_seconds = secs;
+}
+
+int sm_sim_write_outputs(sm_sim_t *s, sm_errbuf_t *eb)
+{
+    if (!s->opts.out_dir || !s->out_part[0])
+        return 0;
+    json_t *traffic = sm__traffic_json(s);
+    char *summary = sm_sim_summary_json(s, 1);
+    int rc = 0;
+    if (!traffic || !summary) {
+        rc = sm_errorf(eb, SM_ENOMEM, "out of memory writing the outputs");
+    } else if (json_dump_file(traffic, s->out_part[SM__OUT_TRAFFIC], JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0) {
+        rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write traffic.json", s->opts.out_dir);
+    } else {
+        FILE *f = fopen(s->out_part[SM__OUT_SUMMARY], "w");
+        int bad = !f || fputs(summary, f) < 0 || fputc('\n', f) == EOF;
+        if (f)
+            bad |= fclose(f) != 0;
+        if (bad)
+            rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write summary.json", s->opts.out_dir);
+    }
+    json_decref(traffic);
+    free(summary);
+    for (int k = 0; k < SM__NOUT && rc == 0; k++)
+        if (rename(s->out_part[k], s->out_final[k]) != 0)
+            rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot rename %s into place: %s", s->opts.out_dir,
+                           s->out_final[k], strerror(errno));
+    if (rc)
+        sm__out_abort(s);
+    return rc;
+}

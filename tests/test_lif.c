@@ -1,0 +1,2 @@
+#include "tests/unit.h"
+int sm_test_lif_register(void) { return 0; }

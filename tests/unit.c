@@ -1,0 +1,33 @@
+/* tests/unit.c: runs every CUnit suite; exits non-zero when any assertion failed. */
+#include <CUnit/Basic.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "tests/unit.h"
+
+double sm_test_relerr(double a, double b)
+{
+    double den = fabs(b) > 1e-300 ? fabs(b) : 1e-300;
+    return fabs(a - b) / den;
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    if (sm_test_lif_register() || sm_test_router_register() || sm_test_loader_register() ||
+        sm_test_sim_register()) {
+        fprintf(stderr, "cannot register the test suites: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    /* Read the counts before cleanup clears them. */
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (run == 0)
+        return 1;
+    return failed ? 1 : 0;
+}

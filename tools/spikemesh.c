@@ -1,0 +1,456 @@
+/* tools/spikemesh.c: the spikemesh command line: run, info, presets (and --help on each). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "config.h"
+#include "spikemesh/spikemesh.h"
+
+#define EXIT_BADINPUT 2
+#define EXIT_INTERRUPTED 130
+
+static const char *const sm_usage_main =
+    "usage: spikemesh COMMAND [OPTIONS]\n"
+    "\n"
+    "Simulates spiking networks deployed on a mesh of neuromorphic cores.\n"
+    "\n"
+    "commands:\n"
+    "  run [NETWORK]     simulate a network on a chip and print a summary (default: the built-in cuba)\n"
+    "  info NETWORK      sizes, synapses, cores, memory and routing tables a network needs on a chip\n"
+    "  presets           list the built-in chip presets\n"
+    "  help [COMMAND]    show help for a command\n"
+    "\n"
+    "NETWORK is a network JSON file (docs/network-format.md) or a built-in network: cuba (4000 neurons)\n"
+    "or cuba:N. Run 'spikemesh COMMAND --help' for the options of a command.\n";
+
+static const char *const sm_usage_run =
+    "usage: spikemesh run [NETWORK] [OPTIONS]\n"
+    "\n"
+    "Simulates NETWORK (default: cuba) on a chip and prints a summary.\n"
+    "\n"
+    "options:\n"
+    "  --chip SPEC        chip preset (loihi, small), PRESET:WxH to resize its mesh, or a chip JSON file\n"
+    "                     (docs/chip-format.md); default loihi\n"
+    "  --duration MS      biological time to simulate in ms (default: the network's duration_ms, else 1000)\n"
+    "  --seed N           random seed for connectivity, initial values and inputs (default 1)\n"
+    "  --out DIR          write spikes.csv, traffic.json and summary.json into DIR (created if missing)\n"
+    "  --json             print the summary as one JSON object instead of text\n"
+    "  --realtime         pace the simulation at one step per dt of wall time; count steps that overran\n"
+    "  --progress         always show the progress bar (default: only when stderr is a terminal)\n"
+    "  --no-progress      never show it\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "exit status: 0 done, 2 bad input (the message says what and where), 130 stopped by SIGINT/SIGTERM\n"
+    "(outputs are complete up to the last finished step).\n";
+
+static const char *const sm_usage_info =
+    "usage: spikemesh info NETWORK [OPTIONS]\n"
+    "\n"
+    "Builds the deployment of NETWORK on a chip without simulating it, and prints its sizes: neurons,\n"
+    "synapses, cores and synapse memory needed, fan-in, routing table entries.\n"
+    "\n"
+    "options:\n"
+    "  --chip SPEC        chip preset, PRESET:WxH or chip JSON file (default loihi)\n"
+    "  --seed N           random seed for the connectivity (default 1)\n"
+    "  --json             print one JSON object\n"
+    "  -h, --help         show this help\n";
+
+static const char *const sm_usage_presets =
+    "usage: spikemesh presets [--json]\n"
+    "\n"
+    "Lists the built-in chip presets and their per-core limits.\n";
+
+static int sm_parse_double(const char *opt, const char *arg, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (end == arg || *end != '\0' || errno == ERANGE || !isfinite(v)) {
+        fprintf(stderr, "spikemesh: %s '%s': not a finite number\n", opt, arg);
+        return -1;
+    }
+    if (v < 0) {
+        fprintf(stderr, "spikemesh: %s '%s': must not be negative\n", opt, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int sm_parse_u64(const char *opt, const char *arg, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (arg[0] < '0' || arg[0] > '9') {
+        fprintf(stderr, "spikemesh: %s '%s': not a whole number\n", opt, arg);
+        return -1;
+    }
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (*end != '\0' || errno == ERANGE) {
+        fprintf(stderr, "spikemesh: %s '%s': not a whole number below 2^64\n", opt, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A network argument is a file when one exists at that path, else a built-in name. */
+static int sm_load_network(const char *spec, sm_net_t *net, sm_errbuf_t *eb)
+{
+    struct stat st;
+    if (stat(spec, &st) == 0 || strchr(spec, '/') || strstr(spec, ".json"))
+        return sm_net_load(spec, net, eb);
+    return sm_net_builtin(spec, net, eb);
+}
+
+static void sm_print_count(const char *label, uint64_t v)
+{
+    char buf[32], out[48];
+    int n = snprintf(buf, sizeof buf, "%llu", (unsigned long long)v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = buf[i];
+    }
+    out[o] = '\0';
+    printf("  %-15s %s\n", label, out);
+}
+
+typedef struct {
+    const char *network, *chip, *out;
+    double duration;
+    uint64_t seed;
+    int json, realtime, progress, help;
+} sm_cli_t;
+
+static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts)
+{
+    enum { O_CHIP = 1, O_DURATION, O_SEED, O_OUT, O_JSON, O_REALTIME, O_PROGRESS, O_NOPROGRESS };
+    static const struct option run_opts[] = {
+        {"chip", required_argument, 0, O_CHIP},         {"duration", required_argument, 0, O_DURATION},
+        {"seed", required_argument, 0, O_SEED},         {"out", required_argument, 0, O_OUT},
+        {"json", no_argument, 0, O_JSON},               {"realtime", no_argument, 0, O_REALTIME},
+        {"progress", no_argument, 0, O_PROGRESS},       {"no-progress", no_argument, 0, O_NOPROGRESS},
+        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", run_opts, NULL)) != -1) {
+        if (!allow_run_opts && (c == O_DURATION || c == O_OUT || c == O_REALTIME || c == O_PROGRESS ||
+                                c == O_NOPROGRESS)) {
+            fprintf(stderr, "spikemesh %s: option '%s' belongs to 'run' (see --help)\n", argv[0], argv[optind - 1]);
+            return -1;
+        }
+        switch (c) {
+        case O_CHIP:
+            cli->chip = optarg;
+            break;
+        case O_DURATION:
+            if (sm_parse_double("--duration", optarg, &cli->duration))
+                return -1;
+            break;
+        case O_SEED:
+            if (sm_parse_u64("--seed", optarg, &cli->seed))
+                return -1;
+            break;
+        case O_OUT:
+            cli->out = optarg;
+            break;
+        case O_JSON:
+            cli->json = 1;
+            break;
+        case O_REALTIME:
+            cli->realtime = 1;
+            break;
+        case O_PROGRESS:
+            cli->progress = 1;
+            break;
+        case O_NOPROGRESS:
+            cli->progress = 0;
+            break;
+        case 'h':
+            cli->help = 1;
+            return 0;
+        case ':':
+            fprintf(stderr, "spikemesh %s: option '%s' needs a value (see --help)\n", argv[0], argv[optind - 1]);
+            return -1;
+        default:
+            fprintf(stderr, "spikemesh %s: unknown option '%s' (see --help)\n", argv[0], argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc)
+        cli->network = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "spikemesh %s: unexpected argument '%s' (see --help)\n", argv[0], argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int sm_cmd_run(int argc, char **argv)
+{
+    sm_cli_t cli = {.network = NULL, .chip = "loihi", .duration = -1.0, .seed = 1, .progress = -1};
+    sm_errbuf_t eb = {0};
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_deploy_t dep;
+    sm_sim_t *sim = NULL;
+    int rc, status = EXIT_BADINPUT;
+    if (sm_cli_parse(argc, argv, &cli, 1) != 0)
+        return EXIT_BADINPUT;
+    if (cli.help) {
+        fputs(sm_usage_run, stdout);
+        return 0;
+    }
+    if (!cli.network)
+        cli.network = "cuba";
+    uint64_t t0 = uv_hrtime();
+    if ((rc = sm_load_network(cli.network, &net, &eb)) != 0) {
+        fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        return EXIT_BADINPUT;
+    }
+    if ((rc = sm_chip_resolve(cli.chip, &chip, &eb)) != 0) {
+        fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        sm_net_free(&net);
+        return EXIT_BADINPUT;
+    }
+    if ((rc = sm_deploy_build(&net, &chip, cli.seed, &dep, &eb)) != 0) {
+        fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        sm_net_free(&net);
+        return EXIT_BADINPUT;
+    }
+    double setup = (double)(uv_hrtime() - t0) * 1e-9;
+    sm_run_opts_t ro = {.duration = cli.duration >= 0 ? cli.duration : (net.duration > 0 ? net.duration : 1000.0),
+                        .realtime = cli.realtime,
+                        .progress = cli.json ? (cli.progress > 0) : cli.progress,
+                        .out_dir = cli.out,
+                        .handle_signals = 1};
+    if ((rc = sm_sim_create(&sim, &dep, &ro, &eb)) != 0) {
+        fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        goto done;
+    }
+    sm_sim_set_setup_seconds(sim, setup);
+    if ((rc = sm_sim_run(sim, &eb)) != 0 || (rc = sm_sim_write_outputs(sim, &eb)) != 0) {
+        fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        goto done;
+    }
+    const sm_stats_t *st = sm_sim_stats(sim);
+    if (cli.json) {
+        char *txt = sm_sim_summary_json(sim, 0);
+        if (txt)
+            puts(txt);
+        free(txt);
+    } else {
+        double secs = (double)st->steps * net.dt * 1e-3;
+        const uint64_t *ps = sm_sim_pop_spikes(sim);
+        printf("spikemesh run: %s on %s (%ux%u tiles x %u cores), seed %llu\n", net.name, chip.name, chip.width,
+               chip.height, chip.cores_per_tile, (unsigned long long)cli.seed);
+        sm_print_count("neurons", dep.n);
+        sm_print_count("synapses", dep.nsyn);
+        printf("  %-15s %u of %u\n", "cores used", dep.ncores, chip.width * chip.height * chip.cores_per_tile);
+        printf("  %-15s %llu of %g ms (%g ms)\n", "steps", (unsigned long long)st->steps, net.dt, secs * 1e3);
+        sm_print_count("spikes", st->spikes);
+        printf("  %-15s %.3f Hz\n", "mean rate", secs > 0 ? (double)st->spikes / dep.n / secs : 0.0);
+        for (uint32_t p = 0; p < net.npops; p++)
+            printf("    %-13s %.3f Hz (%u neurons)\n", net.pops[p].name,
+                   secs > 0 ? (double)ps[p] / net.pops[p].size / secs : 0.0, net.pops[p].size);
+        sm_print_count("packets", st->packets);
+        sm_print_count("hops", st->hops);
+        sm_print_count("deliveries", st->deliveries);
+        sm_print_count("synaptic ops", st->synaptic_ops);
+        {
+            const sm_mesh_t *m = &dep.mesh;
+            uint64_t best = 0;
+            uint32_t bt = 0;
+            int bd = -1;
+            for (uint32_t t = 0; t < sm_mesh_tiles(m); t++)
+                for (int d = 0; d < SM_NDIRS; d++)
+                    if (m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d] > best) {
+                        best = m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d];
+                        bt = t;
+                        bd = d;
+                    }
+            if (bd >= 0) {
+                uint32_t nb = sm_mesh_neighbor(m, bt, bd);
+                printf("  %-15s (%u,%u) -> (%u,%u): %llu packets\n", "busiest link", bt % m->width, bt / m->width,
+                       nb % m->width, nb / m->width, (unsigned long long)best);
+            } else {
+                printf("  %-15s none (all traffic stays within tiles)\n", "busiest link");
+            }
+        }
+        printf("  %-15s %.3f s setup, %.3f s loop (%.0f steps per wall second)\n", "wall time", setup,
+               st->loop_seconds, st->loop_seconds > 0 ? (double)st->steps / st->loop_seconds : 0.0);
+        if (cli.realtime)
+            printf("  %-15s %llu steps finished late\n", "overruns", (unsigned long long)st->overruns);
+        if (cli.out)
+            printf("  %-15s %s/{spikes.csv,traffic.json,summary.json}\n", "outputs", cli.out);
+        if (st->interrupted)
+            printf("  stopped by signal %d after %llu steps\n", st->signal, (unsigned long long)st->steps);
+    }
+    status = st->interrupted ? EXIT_INTERRUPTED : 0;
+done:
+    sm_sim_destroy(sim);
+    sm_deploy_free(&dep);
+    sm_net_free(&net);
+    return status;
+}
+
+static int sm_cmd_info(int argc, char **argv)
+{
+    sm_cli_t cli = {.network = NULL, .chip = "loihi", .duration = -1.0, .seed = 1, .progress = -1};
+    sm_errbuf_t eb = {0};
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_deploy_t dep;
+    if (sm_cli_parse(argc, argv, &cli, 0) != 0)
+        return EXIT_BADINPUT;
+    if (cli.help) {
+        fputs(sm_usage_info, stdout);
+        return 0;
+    }
+    if (!cli.network) {
+        fprintf(stderr, "spikemesh info: which network? (see --help)\n");
+        return EXIT_BADINPUT;
+    }
+    if (sm_load_network(cli.network, &net, &eb) != 0 || sm_chip_resolve(cli.chip, &chip, &eb) != 0) {
+        fprintf(stderr, "spikemesh info: %s\n", eb.msg);
+        sm_net_free(&net);
+        return EXIT_BADINPUT;
+    }
+    if (sm_deploy_build(&net, &chip, cli.seed, &dep, &eb) != 0) {
+        fprintf(stderr, "spikemesh info: %s\n", eb.msg);
+        sm_net_free(&net);
+        return EXIT_BADINPUT;
+    }
+    uint64_t mem = 0, max_mem = 0;
+    uint32_t max_n = 0, max_fi = 0, max_fo = 0;
+    for (uint32_t c = 0; c < dep.ncores; c++) {
+        mem += dep.cores[c].syn_bytes;
+        if (dep.cores[c].syn_bytes > max_mem)
+            max_mem = dep.cores[c].syn_bytes;
+        if (dep.cores[c].count > max_n)
+            max_n = dep.cores[c].count;
+        if (dep.cores[c].fan_in > max_fi)
+            max_fi = dep.cores[c].fan_in;
+        if (dep.cores[c].fan_out > max_fo)
+            max_fo = dep.cores[c].fan_out;
+    }
+    uint32_t tiles_used = dep.ncores ? (dep.ncores - 1) / chip.cores_per_tile + 1 : 0;
+    if (cli.json) {
+        printf("{\"network\":\"%s\",\"chip\":\"%s\",\"neurons\":%u,\"populations\":%u,\"projections\":%u,"
+               "\"synapses\":%llu,\"synapse_memory_bytes\":%llu,\"cores_used\":%u,\"cores_available\":%u,"
+               "\"tiles_used\":%u,\"max_core_neurons\":%u,\"max_core_synapse_bytes\":%llu,\"max_core_fan_in\":%u,"
+               "\"max_core_fan_out\":%u,\"pieces\":%u,\"table_entries\":%llu,\"max_table_entries\":%u}\n",
+               net.name, chip.name, dep.n, net.npops, net.nprojs, (unsigned long long)dep.nsyn,
+               (unsigned long long)mem, dep.ncores, chip.width * chip.height * chip.cores_per_tile, tiles_used, max_n,
+               (unsigned long long)max_mem, max_fi, max_fo, dep.npieces, (unsigned long long)dep.table_entries,
+               dep.max_table);
+    } else {
+        printf("spikemesh info: %s on %s (%ux%u tiles x %u cores), seed %llu\n", net.name, chip.name, chip.width,
+               chip.height, chip.cores_per_tile, (unsigned long long)cli.seed);
+        sm_print_count("neurons", dep.n);
+        for (uint32_t p = 0; p < net.npops; p++)
+            printf("    %-13s %u (%s)\n", net.pops[p].name, net.pops[p].size,
+                   net.pops[p].model == SM_MODEL_LIF ? "lif" : "poisson");
+        sm_print_count("projections", net.nprojs);
+        sm_print_count("synapses", dep.nsyn);
+        printf("  %-15s %.1f KiB in all (%u bytes per synapse)\n", "synapse memory", (double)mem / 1024.0,
+               chip.synapse_bytes);
+        printf("  %-15s %u of %u (%u tiles)\n", "cores used", dep.ncores, chip.width * chip.height * chip.cores_per_tile,
+               tiles_used);
+        printf("  %-15s neurons %u/%u, synapse memory %.1f/%.1f KiB, fan-in %u/%u, fan-out %u\n", "fullest core",
+               max_n, chip.max_neurons, (double)max_mem / 1024.0, (double)chip.synapse_memory / 1024.0, max_fi,
+               chip.max_fan_in, max_fo);
+        printf("  %-15s %u (one routing key range each)\n", "pieces", dep.npieces);
+        printf("  %-15s %llu in all, %u in the fullest router (capacity %u)\n", "table entries",
+               (unsigned long long)dep.table_entries, dep.max_table, chip.table_entries);
+    }
+    sm_deploy_free(&dep);
+    sm_net_free(&net);
+    return 0;
+}
+
+static int sm_cmd_presets(int argc, char **argv)
+{
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(sm_usage_presets, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "spikemesh presets: unknown argument '%s' (see --help)\n", argv[i]);
+            return EXIT_BADINPUT;
+        }
+    }
+    const char *const *names, *const *about;
+    uint32_t n = sm_chip_presets(&names, &about);
+    if (json)
+        printf("[");
+    for (uint32_t i = 0; i < n; i++) {
+        sm_chip_t c;
+        sm_chip_preset(names[i], &c);
+        if (json)
+            printf("%s{\"name\":\"%s\",\"width\":%u,\"height\":%u,\"cores_per_tile\":%u,\"max_neurons\":%u,"
+                   "\"synapse_memory_bytes\":%llu,\"synapse_bytes\":%u,\"max_fan_in\":%u,\"max_fan_out\":%u,"
+                   "\"table_entries\":%u,\"max_delay_steps\":%u}",
+                   i ? "," : "", c.name, c.width, c.height, c.cores_per_tile, c.max_neurons,
+                   (unsigned long long)c.synapse_memory, c.synapse_bytes, c.max_fan_in, c.max_fan_out,
+                   c.table_entries, c.max_delay_steps);
+        else
+            printf("%-8s %s\n         %ux%u tiles x %u cores; per core: %u neurons, %llu B synapse memory "
+                   "(%u B/synapse), fan-in %u, fan-out %u, delays up to %u steps; %u routing entries per router\n",
+                   c.name, about[i], c.width, c.height, c.cores_per_tile, c.max_neurons,
+                   (unsigned long long)c.synapse_memory, c.synapse_bytes, c.max_fan_in, c.max_fan_out,
+                   c.max_delay_steps, c.table_entries);
+    }
+    if (json)
+        printf("]\n");
+    else
+        printf("\nAny preset takes :WxH to resize its mesh, e.g. --chip loihi:16x16.\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(sm_usage_main, stderr);
+        return EXIT_BADINPUT;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return sm_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0)
+        return sm_cmd_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "presets") == 0)
+        return sm_cmd_presets(argc - 1, argv + 1);
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        const char *topic = argc > 2 ? argv[2] : NULL;
+        if (!topic)
+            fputs(sm_usage_main, stdout);
+        else if (strcmp(topic, "run") == 0)
+            fputs(sm_usage_run, stdout);
+        else if (strcmp(topic, "info") == 0)
+            fputs(sm_usage_info, stdout);
+        else if (strcmp(topic, "presets") == 0)
+            fputs(sm_usage_presets, stdout);
+        else {
+            fprintf(stderr, "spikemesh help: unknown command '%s'\n", topic);
+            return EXIT_BADINPUT;
+        }
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("spikemesh %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "spikemesh: unknown command '%s'\n\n%s", cmd, sm_usage_main);
+    return EXIT_BADINPUT;
+}
