@@ -1,2 +1,236 @@
+/* tests/test_lif.c: LIF neurons against closed-form solutions: membrane trajectory and spike steps under
+ * constant drive, refractoriness, synaptic current decay and the membrane's response to one synaptic event. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spikemesh/spikemesh.h"
 #include "tests/unit.h"
-int sm_test_lif_register(void) { return 0; }
+
+/* A network of LIF populations of the given sizes, built through the public structures. */
+static void mk_net(sm_net_t *net, uint32_t npops, const uint32_t *sizes, const sm_lif_params_t *p, double dt)
+{
+    memset(net, 0, sizeof *net);
+    strcpy(net->name, "test");
+    net->dt = dt;
+    net->npops = npops;
+    net->pops = calloc(npops, sizeof *net->pops);
+    uint32_t first = 0;
+    for (uint32_t k = 0; k < npops; k++) {
+        sm_pop_t *pop = &net->pops[k];
+        snprintf(pop->name, sizeof pop->name, "p%u", k);
+        pop->size = sizes[k];
+        pop->model = SM_MODEL_LIF;
+        pop->lif = p[k];
+        pop->v_init_lo = pop->v_init_hi = p[k].v_reset;
+        pop->first = first;
+        first += sizes[k];
+    }
+    net->n = first;
+}
+
+static void add_pair(sm_net_t *net, uint32_t pre, uint32_t post, double w, int inh, uint32_t delay)
+{
+    net->projs = realloc(net->projs, (net->nprojs + 1) * sizeof *net->projs);
+    sm_proj_t *pr = &net->projs[net->nprojs++];
+    memset(pr, 0, sizeof *pr);
+    pr->pre = pre;
+    pr->post = post;
+    pr->inhibitory = (uint8_t)inh;
+    pr->rule = SM_CONN_LIST;
+    pr->npairs = 1;
+    pr->pairs = calloc(2, sizeof *pr->pairs);
+    pr->weight = w;
+    pr->delay_steps = delay;
+}
+
+typedef struct {
+    sm_net_t net;
+    sm_deploy_t dep;
+    sm_sim_t *sim;
+} fixture_t;
+
+static int fx_start(fixture_t *fx)
+{
+    sm_chip_t chip;
+    sm_errbuf_t eb;
+    sm_run_opts_t ro = {.duration = 1e6, .progress = 0};
+    CU_ASSERT_EQUAL_FATAL(sm_chip_preset("small", &chip), 0);
+    int rc = sm_deploy_build(&fx->net, &chip, 7, &fx->dep, &eb);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    rc = sm_sim_create(&fx->sim, &fx->dep, &ro, &eb);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    return 0;
+}
+
+static void fx_stop(fixture_t *fx)
+{
+    sm_sim_destroy(fx->sim);
+    sm_deploy_free(&fx->dep);
+    sm_net_free(&fx->net);
+}
+
+static const sm_lif_params_t base_params = {
+    .tau_m = 20.0, .tau_e = 5.0, .tau_i = 10.0, .v_thresh = -50.0,
+    .v_reset = -60.0, .v_rest = -65.0, .t_ref = 2.0, .i_bias = 20.0,
+};
+
+/* Under constant drive the membrane follows v(t) = v_inf + (v0 - v_inf) exp(-t / tau_m); the first spike is in
+ * the step whose end passes t* = tau_m ln((v_inf - v0) / (v_inf - v_th)); after a spike v is held at v_reset for
+ * the refractory steps and the next interval starts again from v_reset. */
+static void check_constant_drive(double dt, double t_ref, double i_bias)
+{
+    sm_lif_params_t p = base_params;
+    p.t_ref = t_ref;
+    p.i_bias = i_bias;
+    uint32_t size = 1;
+    fixture_t fx;
+    mk_net(&fx.net, 1, &size, &p, dt);
+    fx_start(&fx);
+    double v_inf = p.v_rest + p.i_bias, tau = p.tau_m;
+    double tstar = tau * log((v_inf - p.v_reset) / (v_inf - p.v_thresh));
+    uint64_t isi_free = (uint64_t)floor(tstar / dt); /* steps from the first integrating step to the spike */
+    uint64_t ref_steps = (uint64_t)floor(t_ref / dt + 1e-3);
+    uint64_t first_int = 0, expect_spike = isi_free, nspikes = 0;
+    double worst = 0.0;
+    for (uint64_t k = 0; k < 3000; k++) {
+        uint32_t ns = sm_sim_step(fx.sim);
+        double v = sm_sim_v(fx.sim)[0];
+        if (k == expect_spike) {
+            CU_ASSERT_EQUAL(ns, 1);
+            CU_ASSERT_EQUAL(v, p.v_reset);
+            nspikes++;
+            first_int = k + (ref_steps > 1 ? ref_steps : 1);
+            expect_spike = first_int + isi_free;
+            continue;
+        }
+        CU_ASSERT_EQUAL(ns, 0);
+        if (k < first_int) { /* refractory: held exactly at v_reset */
+            CU_ASSERT_EQUAL(v, p.v_reset);
+            continue;
+        }
+        double t = (double)(k - first_int + 1) * dt;
+        double ref = v_inf + (p.v_reset - v_inf) * exp(-t / tau);
+        double e = sm_test_relerr(v - v_inf, ref - v_inf);
+        if (e > worst)
+            worst = e;
+    }
+    CU_ASSERT(nspikes >= 3);
+    CU_ASSERT(worst < 1e-9);
+    fx_stop(&fx);
+}
+
+static void test_constant_drive(void)
+{
+    check_constant_drive(0.1, 2.0, 20.0);
+    check_constant_drive(0.1, 0.0, 20.0);
+    check_constant_drive(0.05, 5.0, 17.0);
+    check_constant_drive(0.25, 1.0, 40.0);
+}
+
+/* One excitatory event of weight w at step s+1 and one inhibitory event three steps later:
+ * ge(t) = w exp(-t/tau_e), v - v_inf = w tau_e / (tau_e - tau_m) (exp(-t/tau_e) - exp(-t/tau_m)) (+ the same
+ * with tau_i), or w (t / tau_m) exp(-t / tau_m) when tau_e == tau_m. */
+static double psp(double w, double ts, double tm, double t)
+{
+    if (t < 0)
+        return 0.0;
+    if (ts == tm)
+        return w * (t / tm) * exp(-t / tm);
+    return w * ts / (ts - tm) * (exp(-t / ts) - exp(-t / tm));
+}
+
+static void check_synaptic_response(double tau_e, double tau_i)
+{
+    sm_lif_params_t p[2] = {base_params, base_params};
+    p[0].i_bias = 100000.0; /* the driver spikes in its first step, then stays refractory */
+    p[0].t_ref = 1000.0;
+    p[1].i_bias = 0.0;
+    p[1].v_reset = -65.0; /* the target starts at rest */
+    p[1].tau_e = tau_e;
+    p[1].tau_i = tau_i;
+    uint32_t sizes[2] = {1, 1};
+    fixture_t fx;
+    double dt = 0.1, we = 2.0, wi = -3.0;
+    mk_net(&fx.net, 2, sizes, p, dt);
+    add_pair(&fx.net, 0, 1, we, 0, 1);
+    add_pair(&fx.net, 0, 1, wi, 1, 3);
+    fx_start(&fx);
+    CU_ASSERT_EQUAL(fx.dep.nsyn, 2);
+    uint32_t ns = sm_sim_step(fx.sim); /* step 0: the driver spikes */
+    CU_ASSERT_EQUAL(ns, 1);
+    double worst_v = 0, worst_g = 0, v_inf = p[1].v_rest;
+    for (uint64_t k = 1; k < 2000; k++) {
+        ns = sm_sim_step(fx.sim);
+        CU_ASSERT_EQUAL(ns, 0);
+        double te = (double)k * dt, ti = (double)(k - 2) * dt; /* the inhibitory event lands in step 3 */
+        double v = sm_sim_v(fx.sim)[1], ge = sm_sim_ge(fx.sim)[1], gi = sm_sim_gi(fx.sim)[1];
+        double vref = v_inf + psp(we, tau_e, p[1].tau_m, te) + psp(wi, tau_i, p[1].tau_m, ti);
+        double e = sm_test_relerr(v - v_inf, vref - v_inf);
+        if (e > worst_v)
+            worst_v = e;
+        e = sm_test_relerr(ge, we * exp(-te / tau_e));
+        if (e > worst_g)
+            worst_g = e;
+        if (k >= 3) {
+            e = sm_test_relerr(gi, wi * exp(-ti / tau_i));
+            if (e > worst_g)
+                worst_g = e;
+        } else {
+            CU_ASSERT_EQUAL(gi, 0.0);
+        }
+    }
+    CU_ASSERT(worst_v < 1e-9);
+    CU_ASSERT(worst_g < 1e-9);
+    fx_stop(&fx);
+}
+
+static void test_synaptic_response(void)
+{
+    check_synaptic_response(5.0, 10.0);
+    check_synaptic_response(20.0, 3.0); /* tau_e == tau_m: the limit form */
+}
+
+/* Propagators: sm_lif_consts against the same closed forms evaluated directly. */
+static void test_consts(void)
+{
+    sm_lif_consts_t c;
+    sm_lif_params_t p = base_params;
+    CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), 0);
+    CU_ASSERT(sm_test_relerr(c.pm, exp(-0.1 / 20.0)) < 1e-15);
+    CU_ASSERT(sm_test_relerr(c.ce, psp(1.0, 5.0, 20.0, 0.1)) < 1e-12);
+    CU_ASSERT(sm_test_relerr(c.ci, psp(1.0, 10.0, 20.0, 0.1)) < 1e-12);
+    CU_ASSERT_EQUAL(c.ref_steps, 20);
+    p.tau_m = -1.0;
+    CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), SM_EINVAL);
+    p = base_params;
+    p.t_ref = NAN;
+    CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), SM_EINVAL);
+    CU_ASSERT_EQUAL(sm_lif_consts(&base_params, 0.0, &c, NULL), SM_EINVAL);
+}
+
+/* Poisson sources: the spike count of 2000 sources at 20 Hz over 1 s is within 5 sigma of 40000. */
+static void test_poisson_rate(void)
+{
+    uint32_t n = 2000, total = 0, buf[2001];
+    double p = 20.0 * 1e-3; /* 20 Hz, dt 1 ms */
+    for (uint64_t step = 0; step < 1000; step++)
+        total += sm_core_poisson_step(p, 11, n, 0, step, buf);
+    double mean = n * 1000 * p, sd = sqrt(mean * (1 - p));
+    CU_ASSERT(fabs((double)total - mean) < 5 * sd);
+    /* The same draw again gives the same spikes (a pure function of seed, neuron and step). */
+    uint32_t a[2001], b[2001];
+    uint32_t na = sm_core_poisson_step(0.3, 5, n, 100, 77, a), nb = sm_core_poisson_step(0.3, 5, n, 100, 77, b);
+    CU_ASSERT_EQUAL(na, nb);
+    CU_ASSERT_EQUAL(memcmp(a, b, na * sizeof *a), 0);
+}
+
+int sm_test_lif_register(void)
+{
+    CU_pSuite s = CU_add_suite("lif", NULL, NULL);
+    if (!s || !CU_add_test(s, "constant drive: trajectory, spike steps, refractoriness", test_constant_drive) ||
+        !CU_add_test(s, "synaptic current decay and membrane response", test_synaptic_response) ||
+        !CU_add_test(s, "exact propagators", test_consts) || !CU_add_test(s, "poisson rate", test_poisson_rate))
+        return -1;
+    return 0;
+}
