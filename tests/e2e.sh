@@ -1,2 +1,81 @@
 #!/bin/sh
-exit 0
+# tests/e2e.sh: end-to-end runs of the spikemesh command: the CUBA rate against Brian2's, reproducibility,
+# identical spikes under another placement, the shipped example, signals, pacing and the other commands.
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# CUBA with 4000 neurons: Brian2 2.5 gives 5.4-5.7 Hz; accept 5.0-6.3 Hz.
+"$SPIKEMESH" run cuba --json --out "$tmp/a" >"$tmp/a.json" 2>"$tmp/a.err"
+check "run cuba exits 0" [ $? -eq 0 ]
+rate=$(json_num "$tmp/a.json" mean_rate_hz)
+check "CUBA 4000 mean rate $rate Hz is within 5.0-6.3" awk -v r="$rate" 'BEGIN { exit !(r >= 5.0 && r <= 6.3) }'
+for key in neurons synapses cores_used steps spikes mean_rate_hz packets hops setup_seconds loop_seconds; do
+    check "--json has $key" grep -q "\"$key\":" "$tmp/a.json"
+done
+check "--json gives 10000 steps" [ "$(json_num "$tmp/a.json" steps)" = 10000 ]
+check "spikes.csv has a header and one line per spike" \
+    [ "$(($(wc -l <"$tmp/a/spikes.csv") - 1))" = "$(json_num "$tmp/a.json" spikes)" ]
+check "no .part files left" [ -z "$(ls "$tmp/a" | grep part)" ]
+
+# Same seed: identical spikes; another seed: different spikes.
+"$SPIKEMESH" run cuba --out "$tmp/b" >/dev/null 2>&1
+check "same seed gives identical spikes" cmp -s "$tmp/a/spikes.csv" "$tmp/b/spikes.csv"
+"$SPIKEMESH" run cuba --seed 2 --out "$tmp/c" >/dev/null 2>&1
+check "another seed gives other spikes" sh -c "! cmp -s '$tmp/a/spikes.csv' '$tmp/c/spikes.csv'"
+
+# Another chip (another placement): the same spikes, other traffic.
+"$SPIKEMESH" run cuba --chip "$SRCDIR/tests/data/chip_alt.json" --out "$tmp/d" --json >"$tmp/d.json" 2>&1
+check "run on a chip JSON file exits 0" [ $? -eq 0 ]
+check "another chip gives identical spikes" cmp -s "$tmp/a/spikes.csv" "$tmp/d/spikes.csv"
+check "another chip uses other cores" [ "$(json_num "$tmp/a.json" cores_used)" != "$(json_num "$tmp/d.json" cores_used)" ]
+"$SPIKEMESH" run cuba --chip loihi:16x16 --out "$tmp/e" >/dev/null 2>&1
+check "a resized preset gives identical spikes" cmp -s "$tmp/a/spikes.csv" "$tmp/e/spikes.csv"
+
+# The shipped example is the same network as the built-in one.
+if [ -f "$SRCDIR/examples/cuba.json" ]; then
+    "$SPIKEMESH" run "$SRCDIR/examples/cuba.json" --out "$tmp/f" >/dev/null 2>&1
+    check "examples/cuba.json runs" [ $? -eq 0 ]
+    check "examples/cuba.json gives the built-in cuba's spikes" cmp -s "$tmp/a/spikes.csv" "$tmp/f/spikes.csv"
+else
+    notok "examples/cuba.json is missing"
+fi
+
+# SIGINT stops at the end of a step, closes every output, exits 130.
+"$SPIKEMESH" run cuba --duration 1000000 --out "$tmp/g" --no-progress >"$tmp/g.out" 2>&1 &
+pid=$!
+sleep 1
+kill -INT "$pid"
+wait "$pid"
+status=$?
+check "SIGINT exits 130 (got $status)" [ "$status" -eq 130 ]
+check "SIGINT leaves a complete summary.json" grep -q '"interrupted": true' "$tmp/g/summary.json"
+check "SIGINT leaves spikes.csv matching the summary" \
+    [ "$(($(wc -l <"$tmp/g/spikes.csv") - 1))" = "$(json_num "$tmp/g/summary.json" spikes)" ]
+check "SIGINT leaves no .part files" [ -z "$(ls "$tmp/g" | grep part)" ]
+"$SPIKEMESH" run cuba --duration 1000000 --no-progress >/dev/null 2>&1 &
+pid=$!
+sleep 1
+kill -TERM "$pid"
+wait "$pid"
+check "SIGTERM exits 130" [ $? -eq 130 ]
+
+# --realtime: 100 ms of biological time takes at least 100 ms of wall time.
+"$SPIKEMESH" run cuba:1000 --duration 100 --realtime --json >"$tmp/h.json" 2>&1
+loop=$(json_num "$tmp/h.json" loop_seconds)
+check "--realtime paces 100 ms in $loop s" awk -v l="$loop" 'BEGIN { exit !(l >= 0.099 && l < 2.0) }'
+check "--realtime reports overruns" grep -q '"overruns":' "$tmp/h.json"
+
+# A progress bar only on request when stderr is not a terminal.
+"$SPIKEMESH" run cuba:500 --duration 100 >/dev/null 2>"$tmp/p.err"
+check "no progress output when stderr is not a terminal" [ ! -s "$tmp/p.err" ]
+"$SPIKEMESH" run cuba:500 --duration 300 --progress >/dev/null 2>"$tmp/p.err"
+check "--progress draws a bar" grep -q "step" "$tmp/p.err"
+
+# info and presets
+"$SPIKEMESH" info cuba --json >"$tmp/i.json"
+check "info cuba --json" [ "$(json_num "$tmp/i.json" neurons)" = 4000 ]
+check "info and run agree on cores" [ "$(json_num "$tmp/i.json" cores_used)" = "$(json_num "$tmp/a.json" cores_used)" ]
+"$SPIKEMESH" presets >"$tmp/pr.txt"
+check "presets lists loihi and small" sh -c "grep -q '^loihi' '$tmp/pr.txt' && grep -q '^small' '$tmp/pr.txt'"
+finish
