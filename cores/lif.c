@@ -38,33 +38,57 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
     return 0;
 }
 
-uint32_t sm_core_lif_step(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
-                          double *restrict gi, int32_t *restrict ref, float *restrict in_e,
-                          float *restrict in_i, uint32_t base, uint32_t *restrict spikes)
-{
-    const double pm = c->pm, pe = c->pe, pi = c->pi, ce = c->ce, ci = c->ci;
-    const double v_inf = c->v_inf, v_th = c->v_thresh, v_reset = c->v_reset;
-    const int32_t ref_steps = c->ref_steps;
-    uint32_t ns = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        double e = ge[i] + (double)in_e[i];
-        double g = gi[i] + (double)in_i[i];
-        in_e[i] = 0.0f;
-        in_i[i] = 0.0f;
-        int32_t r = ref[i];
-        r -= (r > 0);
-        double vi = v_inf + (v[i] - v_inf) * pm + e * ce + g * ci;
-        double vn = (r == 0) ? vi : v[i];
-        int s = (r == 0) & (vn > v_th);
-        v[i] = s ? v_reset : vn;
-        ref[i] = s ? ref_steps : r;
-        ge[i] = e * pe;
-        gi[i] = g * pi;
-        if (s)
-            spikes[ns++] = base + i;
+/* The update kernel, written once and instantiated for double and float state, with and without delay ring
+ * buffers. The inner loop has no branches so that the compiler vectorizes it; spiking neurons are found
+ * afterwards by their refractory counter, which holds ref_steps + 1 (a value it reaches at no other time)
+ * right after a spike. A block of 64 neurons with no spike is not scanned. */
+#define SM__LIF_KERNEL(NAME, T, RING)                                                                          \
+    uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge, T *restrict gi,        \
+                  int32_t *restrict ref, T *restrict in_e, T *restrict in_i, uint32_t base,                   \
+                  uint32_t *restrict spikes)                                                                  \
+    {                                                                                                         \
+        const T pm = (T)c->pm, pe = (T)c->pe, pi = (T)c->pi, ce = (T)c->ce, ci = (T)c->ci;                    \
+        const T v_inf = (T)c->v_inf, v_th = (T)c->v_thresh, v_reset = (T)c->v_reset;                         \
+        const int32_t mark = c->ref_steps + 1;                                                                \
+        uint32_t ns = 0;                                                                                      \
+        (void)in_e;                                                                                           \
+        (void)in_i;                                                                                           \
+        for (uint32_t b0 = 0; b0 < n; b0 += 64) {                                                             \
+            uint32_t b1 = n - b0 > 64 ? b0 + 64 : n;                                                          \
+            int32_t fired = 0;                                                                                \
+            for (uint32_t i = b0; i < b1; i++) {                                                              \
+                T e = ge[i], g = gi[i];                                                                       \
+                if (RING) {                                                                                   \
+                    e += in_e[i];                                                                             \
+                    g += in_i[i];                                                                             \
+                    in_e[i] = 0;                                                                              \
+                    in_i[i] = 0;                                                                              \
+                }                                                                                             \
+                int32_t q = ref[i];                                                                           \
+                q = q > 0 ? q - 1 : 0;                                                                        \
+                T vo = v[i];                                                                                  \
+                T vi = v_inf + (vo - v_inf) * pm + e * ce + g * ci;                                           \
+                int32_t free_ = q <= 1; /* refractory while more than one step is left */                     \
+                T vn = free_ ? vi : vo;                                                                       \
+                int32_t s = free_ & (vn > v_th);                                                              \
+                v[i] = s ? v_reset : vn;                                                                      \
+                ref[i] = s ? mark : q;                                                                        \
+                ge[i] = e * pe;                                                                               \
+                gi[i] = g * pi;                                                                               \
+                fired |= s;                                                                                   \
+            }                                                                                                 \
+            if (fired)                                                                                        \
+                for (uint32_t i = b0; i < b1; i++)                                                            \
+                    if (ref[i] == mark)                                                                       \
+                        spikes[ns++] = base + i;                                                              \
+        }                                                                                                     \
+        return ns;                                                                                            \
     }
-    return ns;
-}
+
+SM__LIF_KERNEL(sm_core_lif_step, double, 1)
+SM__LIF_KERNEL(sm_core_lif_step_direct, double, 0)
+SM__LIF_KERNEL(sm_core_lif_step_f32, float, 1)
+SM__LIF_KERNEL(sm_core_lif_step_f32_direct, float, 0)
 
 uint32_t sm_core_poisson_step(double p_spike, uint64_t seed, uint32_t n, uint32_t base, uint64_t step,
                               uint32_t *restrict spikes)

@@ -25,12 +25,60 @@ static void sm__free_state(sm_sim_t *s)
     free(s->neuron_pending);
     free(s->pop_spikes);
     free(s->cc);
+    if (s->workers)
+        for (uint32_t w = 0; w < s->nworkers; w++) {
+            free(s->workers[w].spk[0]);
+            free(s->workers[w].spk[1]);
+        }
+    free(s->workers);
+}
+
+static void sm__worker_main(void *arg);
+
+/* Tells every started worker to leave and waits for it. */
+static void sm__stop_workers(sm_sim_t *s)
+{
+    s->quit = 1;
+    for (uint32_t w = 1; w < s->nworkers; w++)
+        if (s->workers[w].started)
+            uv_sem_post(&s->workers[w].go);
+    for (uint32_t w = 1; w < s->nworkers; w++)
+        if (s->workers[w].started) {
+            uv_thread_join(&s->workers[w].thread);
+            uv_sem_destroy(&s->workers[w].go);
+            s->workers[w].started = 0;
+        }
+}
+
+/* Splits the pieces into contiguous ranges of about equal work (neurons plus incoming synapses). */
+static void sm__assign_workers(sm_sim_t *s)
+{
+    const sm_deploy_t *d = s->d;
+    double total = 0, acc = 0;
+    for (uint32_t c = 0; c < d->ncores; c++)
+        total += (double)d->cores[c].count + 0.05 * (double)d->cores[c].synapses;
+    uint32_t q = 0;
+    for (uint32_t w = 0; w < s->nworkers; w++) {
+        sm__worker_t *wk = &s->workers[w];
+        wk->piece_lo = q;
+        double goal = total * (double)(w + 1) / (double)s->nworkers;
+        while (q < d->npieces && (w + 1 == s->nworkers || acc < goal - 1e-9)) {
+            uint32_t c = d->pieces[q].core;
+            /* whole cores: take every piece of the core */
+            while (q < d->npieces && d->pieces[q].core == c)
+                q++;
+            acc += (double)d->cores[c].count + 0.05 * (double)d->cores[c].synapses;
+        }
+        wk->piece_hi = q;
+        wk->post_lo = wk->piece_lo < d->npieces ? d->pieces[wk->piece_lo].first : d->n;
+        wk->post_hi = q < d->npieces ? d->pieces[q].first : d->n;
+    }
 }
 
 int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opts, sm_errbuf_t *eb)
 {
     const sm_net_t *net = d->net;
-    size_t n = d->n ? d->n : 1;
+    size_t n = d->n ? d->n : 1, es = opts->single ? sizeof(float) : sizeof(double);
     int rc;
     *out = NULL;
     if (!(opts->duration >= 0.0) || !isfinite(opts->duration))
@@ -39,6 +87,8 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     if (steps > 1e12)
         return sm_errorf(eb, SM_ERANGE, "--duration %g ms is %.3g steps of %g ms; at most 1e12 are supported",
                          opts->duration, steps, net->dt);
+    if (opts->threads > 1024)
+        return sm_errorf(eb, SM_ERANGE, "--threads %u: at most 1024 threads are supported", opts->threads);
     sm_sim_t *s = calloc(1, sizeof *s);
     if (!s)
         return sm_errorf(eb, SM_ENOMEM, "out of memory");
@@ -47,11 +97,17 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     s->opts = *opts;
     s->nsteps = (uint64_t)steps;
     s->R = d->max_delay;
-    s->v = malloc(n * sizeof *s->v);
-    s->ge = calloc(n, sizeof *s->ge);
-    s->gi = calloc(n, sizeof *s->gi);
+    s->nworkers = opts->threads ? opts->threads : (uint32_t)uv_available_parallelism();
+    if (s->nworkers < 1)
+        s->nworkers = 1;
+    if (s->nworkers > d->ncores)
+        s->nworkers = d->ncores ? d->ncores : 1;
+    s->stats.threads = s->nworkers;
+    s->v = malloc(n * es);
+    s->ge = calloc(n, es);
+    s->gi = calloc(n, es);
     s->ref = calloc(n, sizeof *s->ref);
-    s->acc = calloc(2 * (size_t)s->R * n, sizeof *s->acc);
+    s->acc = s->R > 1 ? calloc(2 * (size_t)s->R * n, es) : NULL;
     s->consts = calloc(net->npops, sizeof *s->consts);
     s->p_spike = calloc(net->npops, sizeof *s->p_spike);
     s->spk = malloc((n + 1) * sizeof *s->spk);
@@ -59,8 +115,22 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     s->neuron_pending = calloc(n, sizeof *s->neuron_pending);
     s->pop_spikes = calloc(net->npops, sizeof *s->pop_spikes);
     s->cc = calloc(d->ncores ? d->ncores : 1, sizeof *s->cc);
-    if (!s->v || !s->ge || !s->gi || !s->ref || !s->acc || !s->consts || !s->p_spike || !s->spk ||
-        !s->piece_pending || !s->neuron_pending || !s->pop_spikes || !s->cc) {
+    s->workers = calloc(s->nworkers, sizeof *s->workers);
+    int bad = !s->v || !s->ge || !s->gi || !s->ref || (s->R > 1 && !s->acc) || !s->consts || !s->p_spike ||
+              !s->spk || !s->piece_pending || !s->neuron_pending || !s->pop_spikes || !s->cc || !s->workers;
+    if (!bad) {
+        sm__assign_workers(s);
+        for (uint32_t w = 0; w < s->nworkers && !bad; w++) {
+            sm__worker_t *wk = &s->workers[w];
+            size_t room = (size_t)(wk->post_hi - wk->post_lo) + 1;
+            wk->s = s;
+            wk->id = w;
+            wk->spk[0] = malloc(room * sizeof *wk->spk[0]);
+            wk->spk[1] = malloc(room * sizeof *wk->spk[1]);
+            bad = !wk->spk[0] || !wk->spk[1];
+        }
+    }
+    if (bad) {
         sm__free_state(s);
         free(s);
         return sm_errorf(eb, SM_ENOMEM, "out of memory for the state of %u neurons", d->n);
@@ -79,15 +149,35 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
         for (uint32_t i = 0; i < pop->size; i++) {
             uint32_t r[4], id = pop->first + i;
             sm_philox(d->seed, SM_STREAM_INIT, 0, id, 0, r);
-            s->v[id] = pop->v_init_lo + (pop->v_init_hi - pop->v_init_lo) * sm_u01(r[0], r[1]);
+            double v0 = pop->v_init_lo + (pop->v_init_hi - pop->v_init_lo) * sm_u01(r[0], r[1]);
+            if (opts->single)
+                ((float *)s->v)[id] = (float)v0;
+            else
+                ((double *)s->v)[id] = v0;
         }
     }
-    for (uint32_t c = 0; c < d->ncores; c++)
-        s->cc[c].neuron_updates = 0;
     if ((rc = sm__out_open(s, eb)) != 0) {
         sm__free_state(s);
         free(s);
         return rc;
+    }
+    s->step_barrier.n = s->nworkers;
+    for (uint32_t w = 1; w < s->nworkers && !bad; w++) {
+        sm__worker_t *wk = &s->workers[w];
+        bad = uv_sem_init(&wk->go, 0) != 0;
+        if (!bad)
+            bad = uv_thread_create(&wk->thread, sm__worker_main, wk) != 0;
+        if (bad)
+            uv_sem_destroy(&wk->go);
+        else
+            wk->started = 1;
+    }
+    if (bad) {
+        sm__stop_workers(s);
+        sm__out_abort(s);
+        sm__free_state(s);
+        free(s);
+        return sm_errorf(eb, SM_ENOMEM, "cannot start %u worker threads", opts->threads);
     }
     *out = s;
     return 0;
@@ -95,60 +185,179 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
 
 /* ---- one timestep ---- */
 
-/* update (with deliver fused in): each piece adds the inputs that arrived for this step, then steps its
- * neurons; spikes come out in global neuron order. */
-static uint32_t sm__phase_update(sm_sim_t *s)
+static void sm__spin_wait(sm__spin_barrier_t *b, uint32_t *sense)
+{
+    uint32_t my = *sense ^ 1u;
+    *sense = my;
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) + 1 == b->n) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->sense, my, memory_order_release);
+        return;
+    }
+    for (uint32_t spins = 0; atomic_load_explicit(&b->sense, memory_order_acquire) != my; spins++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if (spins > 4000)
+            sched_yield(); /* more threads than free CPUs: let the others run */
+    }
+}
+
+/* update (with deliver fused in): the worker's pieces add the inputs that arrived for this step, then step
+ * their neurons; spikes come out in global neuron order. */
+static uint32_t sm__phase_update(sm_sim_t *s, const sm__worker_t *w, uint64_t step, uint32_t *spk)
 {
     const sm_deploy_t *d = s->d;
-    size_t n = d->n, slot = (size_t)(s->step % s->R);
-    float *in_e = s->acc + slot * n, *in_i = s->acc + ((size_t)s->R + slot) * n;
+    size_t n = d->n, slot = (size_t)(step % s->R);
     uint32_t ns = 0;
-    for (uint32_t q = 0; q < d->npieces; q++) {
+    for (uint32_t q = w->piece_lo; q < w->piece_hi; q++) {
         const sm_piece_t *pc = &d->pieces[q];
+        const sm_lif_consts_t *c = &s->consts[pc->pop];
         uint32_t f = pc->first;
-        if (d->net->pops[pc->pop].model == SM_MODEL_LIF)
-            ns += sm_core_lif_step(&s->consts[pc->pop], pc->count, s->v + f, s->ge + f, s->gi + f, s->ref + f,
-                                   in_e + f, in_i + f, f, s->spk + ns);
-        else
-            ns += sm_core_poisson_step(s->p_spike[pc->pop], d->seed, pc->count, f, s->step, s->spk + ns);
+        if (d->net->pops[pc->pop].model == SM_MODEL_POISSON) {
+            ns += sm_core_poisson_step(s->p_spike[pc->pop], d->seed, pc->count, f, step, spk + ns);
+        } else if (s->opts.single) {
+            float *in_e = s->acc ? (float *)s->acc + slot * n + f : NULL;
+            float *in_i = s->acc ? (float *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
+            ns += (s->acc ? sm_core_lif_step_f32 : sm_core_lif_step_f32_direct)(
+                c, pc->count, (float *)s->v + f, (float *)s->ge + f, (float *)s->gi + f, s->ref + f, in_e, in_i, f,
+                spk + ns);
+        } else {
+            double *in_e = s->acc ? (double *)s->acc + slot * n + f : NULL;
+            double *in_i = s->acc ? (double *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
+            ns += (s->acc ? sm_core_lif_step : sm_core_lif_step_direct)(c, pc->count, (double *)s->v + f,
+                                                                       (double *)s->ge + f, (double *)s->gi + f,
+                                                                       s->ref + f, in_e, in_i, f, spk + ns);
+        }
     }
     return ns;
 }
 
-/* route: every spike becomes a packet of its piece's key; the cores on its multicast tree apply the
- * synapses of its row into their delay buffers. Traffic counters are folded lazily (sm__fold). */
-static void sm__phase_route(sm_sim_t *s, uint32_t ns)
+/* First synapse of a row (sorted by postsynaptic neuron) whose target is at least post. */
+static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint32_t post)
 {
+    while (a < b) {
+        const sm_syn_t *m = a + (b - a) / 2;
+        if (SM_SYN_POST(m->tgt) < post)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+/* route: every spike becomes a packet of its piece's key; the cores on its multicast tree apply the synapses
+ * of its row into their delay buffers (or, when every delay is one step, straight into ge and gi). Each worker
+ * applies the synapses onto its own neurons, for all spikes in global order, so sums do not depend on the
+ * number of workers. Traffic counters are folded lazily (sm__fold). */
+#define SM__ROUTE(NAME, T)                                                                                     \
+    static uint64_t NAME(sm_sim_t *s, const sm__worker_t *w, uint64_t step, uint32_t parity)                  \
+    {                                                                                                         \
+        const sm_deploy_t *d = s->d;                                                                          \
+        size_t n = d->n, off[128];                                                                            \
+        T *tab[2] = {(T *)s->ge, (T *)s->gi}, *acc = (T *)s->acc;                                             \
+        int split = s->nworkers > 1;                                                                          \
+        uint64_t ops = 0;                                                                                     \
+        if (acc)                                                                                              \
+            for (uint32_t k = 0; k < 128; k++)                                                                \
+                off[k] = ((size_t)(k >> 6) * s->R + (size_t)((step + (k & 63u) + 1u) % s->R)) * n;            \
+        for (uint32_t u = 0; u < s->nworkers; u++) {                                                          \
+            const sm__worker_t *src = &s->workers[u];                                                         \
+            for (uint32_t k = 0; k < src->nspk[parity]; k++) {                                                \
+                uint32_t id = src->spk[parity][k];                                                            \
+                const sm_syn_t *sy = d->syn + d->row[id], *end = d->syn + d->row[id + 1];                     \
+                if (split) {                                                                                  \
+                    sy = sm__row_lower(sy, end, w->post_lo);                                                  \
+                    end = sm__row_lower(sy, end, w->post_hi);                                                 \
+                }                                                                                             \
+                ops += (uint64_t)(end - sy);                                                                  \
+                if (acc)                                                                                      \
+                    for (; sy < end; sy++)                                                                    \
+                        acc[off[sy->tgt >> SM_SYN_POST_BITS] + SM_SYN_POST(sy->tgt)] += (T)sy->w;             \
+                else                                                                                          \
+                    for (; sy < end; sy++)                                                                    \
+                        tab[sy->tgt >> 31][SM_SYN_POST(sy->tgt)] += (T)sy->w;                                 \
+            }                                                                                                 \
+        }                                                                                                     \
+        return ops;                                                                                           \
+    }
+
+SM__ROUTE(sm__route_f64, double)
+SM__ROUTE(sm__route_f32, float)
+
+/* Runs `count` steps on one worker; every worker runs the same steps, meeting once per step. */
+static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
+{
+    sm_sim_t *s = w->s;
     const sm_deploy_t *d = s->d;
-    size_t n = d->n, off[128];
-    for (uint32_t k = 0; k < 128; k++) {
-        uint32_t inh = k >> 6, delay = (k & 63u) + 1u;
-        off[k] = ((size_t)inh * s->R + (size_t)((s->step + delay) % s->R)) * n;
+    int prof = s->opts.profile && w->id == 0;
+    for (uint64_t k = 0; k < count; k++) {
+        uint64_t step = first + k, t0 = prof ? uv_hrtime() : 0, t1, t2;
+        uint32_t p = (uint32_t)(step & 1u), ns = sm__phase_update(s, w, step, w->spk[p]);
+        w->nspk[p] = ns;
+        for (uint32_t i = 0; i < ns; i++) {
+            s->piece_pending[d->piece_of[w->spk[p][i]]]++;
+            s->neuron_pending[w->spk[p][i]]++;
+        }
+        t1 = prof ? uv_hrtime() : 0;
+        if (s->nworkers > 1)
+            sm__spin_wait(&s->step_barrier, &w->sense);
+        if (w->id == 0) { /* record: all workers' spikes of this step are final until step + 2 */
+            for (uint32_t u = 0; u < s->nworkers; u++) {
+                s->stats.spikes += s->workers[u].nspk[p];
+                if (s->spikes_f)
+                    sm__out_spikes(s, step, s->workers[u].spk[p], s->workers[u].nspk[p]);
+            }
+        }
+        t2 = prof ? uv_hrtime() : 0;
+        w->ops += s->opts.single ? sm__route_f32(s, w, step, p) : sm__route_f64(s, w, step, p);
+        if (prof) {
+            uint64_t t3 = uv_hrtime();
+            s->stats.phase_seconds[0] += (double)(t1 - t0) * 1e-9;
+            s->stats.phase_seconds[2] += (double)(t2 - t1) * 1e-9;
+            s->stats.phase_seconds[1] += (double)(t3 - t2) * 1e-9;
+        }
     }
-    float *acc = s->acc;
+    if (s->nworkers > 1) /* every route of the batch is done before the batch returns */
+        sm__spin_wait(&s->step_barrier, &w->sense);
+}
+
+static void sm__worker_main(void *arg)
+{
+    sm__worker_t *w = arg;
+    sm_sim_t *s = w->s;
+    for (;;) {
+        uv_sem_wait(&w->go);
+        if (s->quit)
+            break;
+        sm__steps(w, s->step, s->batch);
+    }
+}
+
+/* Runs a batch of steps on every worker (worker 0 is the calling thread). */
+static void sm__run_batch(sm_sim_t *s, uint64_t count)
+{
+    s->batch = count;
+    for (uint32_t w = 1; w < s->nworkers; w++)
+        uv_sem_post(&s->workers[w].go);
+    sm__steps(&s->workers[0], s->step, count);
+    s->step += count;
     uint64_t ops = 0;
-    for (uint32_t k = 0; k < ns; k++) {
-        uint32_t id = s->spk[k];
-        s->piece_pending[d->piece_of[id]]++;
-        s->neuron_pending[id]++;
-        const sm_syn_t *sy = d->syn + d->row[id], *end = d->syn + d->row[id + 1];
-        ops += (uint64_t)(end - sy);
-        for (; sy < end; sy++)
-            acc[off[sy->tgt >> SM_SYN_POST_BITS] + SM_SYN_POST(sy->tgt)] += sy->w;
-    }
-    s->stats.synaptic_ops += ops;
+    for (uint32_t w = 0; w < s->nworkers; w++)
+        ops += s->workers[w].ops;
+    s->stats.synaptic_ops = ops;
+    s->stats.steps = s->step;
 }
 
 uint32_t sm_sim_step(sm_sim_t *s)
 {
-    uint32_t ns = sm__phase_update(s);
-    sm__phase_route(s, ns);
+    uint32_t p = (uint32_t)(s->step & 1u), ns = 0;
+    sm__run_batch(s, 1);
+    for (uint32_t u = 0; u < s->nworkers; u++) {
+        memcpy(s->spk + ns, s->workers[u].spk[p], s->workers[u].nspk[p] * sizeof *s->spk);
+        ns += s->workers[u].nspk[p];
+    }
     s->nspk = ns;
-    s->stats.spikes += ns;
-    if (s->spikes_f)
-        sm__out_spikes(s, s->step, s->spk, ns);
-    s->step++;
-    s->stats.steps = s->step;
     return ns;
 }
 
@@ -207,9 +416,13 @@ const uint32_t *sm_sim_last_spikes(const sm_sim_t *s, uint32_t *n)
     *n = s->nspk;
     return s->spk;
 }
-const double *sm_sim_v(const sm_sim_t *s) { return s->v; }
-const double *sm_sim_ge(const sm_sim_t *s) { return s->ge; }
-const double *sm_sim_gi(const sm_sim_t *s) { return s->gi; }
+static double sm__get(const sm_sim_t *s, const void *a, uint32_t id)
+{
+    return s->opts.single ? (double)((const float *)a)[id] : ((const double *)a)[id];
+}
+double sm_sim_v(const sm_sim_t *s, uint32_t id) { return sm__get(s, s->v, id); }
+double sm_sim_ge(const sm_sim_t *s, uint32_t id) { return sm__get(s, s->ge, id); }
+double sm_sim_gi(const sm_sim_t *s, uint32_t id) { return sm__get(s, s->gi, id); }
 uint64_t sm_sim_now(const sm_sim_t *s) { return s->step; }
 
 /* ---- the loop ---- */
@@ -255,12 +468,15 @@ static void sm__finish(sm_sim_t *s)
 static void sm__on_idle(uv_idle_t *h)
 {
     sm_sim_t *s = h->data;
-    uint64_t t0 = uv_hrtime();
-    while (s->step < s->nsteps && !s->stop) {
-        sm_sim_step(s);
-        if (uv_hrtime() - t0 > SM__BATCH_NS)
-            break;
-    }
+    /* Batches of steps sized to last about SM__BATCH_NS, from the speed of the previous batch. */
+    uint64_t t0 = uv_hrtime(), count = s->next_batch ? s->next_batch : 1;
+    if (count > s->nsteps - s->step)
+        count = s->nsteps - s->step;
+    if (count > 0 && !s->stop)
+        sm__run_batch(s, count);
+    uint64_t took = uv_hrtime() - t0 + 1;
+    double want = (double)count * SM__BATCH_NS / (double)took;
+    s->next_batch = want > 2.0 * (double)count ? 2 * count : want < 1.0 ? 1 : (uint64_t)want;
     if (s->step >= s->nsteps || s->stop)
         sm__finish(s);
 }
@@ -274,7 +490,7 @@ static void sm__on_pace(uv_timer_t *h)
     if (due > s->nsteps)
         due = s->nsteps;
     while (s->step < due && !s->stop) {
-        sm_sim_step(s);
+        sm__run_batch(s, 1);
         /* A step overran when it completed more than one pacing tick after its deadline. */
         double deadline = (double)s->step * dt_ns + SM__TICK_MS * 1e6;
         if ((double)(uv_hrtime() - s->t0_ns) > deadline)
@@ -346,6 +562,7 @@ void sm_sim_destroy(sm_sim_t *s)
 {
     if (!s)
         return;
+    sm__stop_workers(s);
     sm__out_abort(s);
     sm__free_state(s);
     free(s);

@@ -2,6 +2,7 @@
 #ifndef SPIKEMESH_SIM_INTERNAL_H
 #define SPIKEMESH_SIM_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <uv.h>
 
@@ -9,24 +10,55 @@
 
 #define SM__NOUT 3 /* spikes.csv, traffic.json, summary.json */
 
+/* A spinning barrier for the one synchronisation per step (a blocking barrier costs microseconds). */
+typedef struct {
+    _Atomic uint32_t count;
+    _Atomic uint32_t sense;
+    uint32_t n;
+} sm__spin_barrier_t;
+
+/* A worker thread owns a contiguous range of population pieces (whole cores), hence a contiguous range of
+ * neurons: it updates them, and applies to them the synapses of every spike. */
+typedef struct {
+    struct sm_sim *s;
+    uint32_t id;
+    uint32_t piece_lo, piece_hi; /* pieces [lo, hi) */
+    uint32_t post_lo, post_hi;   /* neurons [lo, hi) */
+    uint32_t *spk[2];            /* spikes of its neurons, by step parity */
+    uint32_t nspk[2];
+    uint64_t ops;                /* synaptic events applied */
+    uint32_t sense;              /* barrier sense */
+    uv_sem_t go;                 /* posted when a batch starts (or the worker must leave) */
+    int started;
+    uv_thread_t thread;
+} sm__worker_t;
+
 struct sm_sim {
     const sm_deploy_t *d;
     const sm_net_t *net;
     sm_run_opts_t opts;
 
-    /* neuron state, structure of arrays indexed by global neuron id */
-    double *v;   /* mV */
-    double *ge;  /* mV */
-    double *gi;  /* mV */
-    int32_t *ref; /* steps left in the refractory period */
-    float *acc;  /* delay ring buffers: [2 (exc, inh)][R slots][n] mV */
-    uint32_t R;  /* ring slots = longest delay */
+    /* neuron state, structure of arrays indexed by global neuron id; double or float (opts.single) */
+    void *v;      /* mV */
+    void *ge;     /* mV */
+    void *gi;     /* mV */
+    int32_t *ref; /* refractory counter: ref_steps + 1 after a spike, down to 0 */
+    void *acc;    /* delay ring buffers [2 (exc, inh)][R slots][n] mV; NULL when every delay is one step */
+    uint32_t R;   /* ring slots = longest delay */
     sm_lif_consts_t *consts; /* per population */
     double *p_spike;         /* per population: Poisson spike probability per step */
 
-    uint32_t *spk; /* spikes of the current step */
+    uint32_t *spk; /* spikes of the last step, merged (sm_sim_step) */
     uint32_t nspk;
     uint64_t step, nsteps;
+
+    /* workers: worker 0 is the thread that runs the loop */
+    uint32_t nworkers;
+    sm__worker_t *workers;
+    sm__spin_barrier_t step_barrier;
+    uint64_t batch;      /* steps in the batch being run */
+    uint64_t next_batch; /* steps in the next batch the loop runs */
+    int quit;       /* workers leave */
 
     /* counters not yet folded into the mesh and core counters */
     uint64_t *piece_pending;

@@ -95,7 +95,7 @@ static void check_constant_drive(double dt, double t_ref, double i_bias)
     double worst = 0.0;
     for (uint64_t k = 0; k < 3000; k++) {
         uint32_t ns = sm_sim_step(fx.sim);
-        double v = sm_sim_v(fx.sim)[0];
+        double v = sm_sim_v(fx.sim, 0);
         if (k == expect_spike) {
             CU_ASSERT_EQUAL(ns, 1);
             CU_ASSERT_EQUAL(v, p.v_reset);
@@ -164,7 +164,7 @@ static void check_synaptic_response(double tau_e, double tau_i)
         ns = sm_sim_step(fx.sim);
         CU_ASSERT_EQUAL(ns, 0);
         double te = (double)k * dt, ti = (double)(k - 2) * dt; /* the inhibitory event lands in step 3 */
-        double v = sm_sim_v(fx.sim)[1], ge = sm_sim_ge(fx.sim)[1], gi = sm_sim_gi(fx.sim)[1];
+        double v = sm_sim_v(fx.sim, 1), ge = sm_sim_ge(fx.sim, 1), gi = sm_sim_gi(fx.sim, 1);
         double vref = v_inf + psp(we, tau_e, p[1].tau_m, te) + psp(wi, tau_i, p[1].tau_m, ti);
         double e = sm_test_relerr(v - v_inf, vref - v_inf);
         if (e > worst_v)

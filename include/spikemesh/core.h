@@ -44,10 +44,22 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
 
 /* Steps neurons [0, n) of one population piece by one step: adds the inputs that arrived for this step
  * (in_e, in_i, then cleared), integrates exactly, applies threshold, reset and refractoriness.
- * Spiking neurons are written to spikes[] as base + index, in increasing order; returns their count. */
+ * Spiking neurons are written to spikes[] as base + index, in increasing order; returns their count.
+ * ref holds the refractory counter: ref_steps + 1 right after a spike, counting down to 0.
+ * _direct variants take no input buffers (inputs were added to ge, gi directly: every delay is one step);
+ * _f32 variants keep the state in single precision. */
 uint32_t sm_core_lif_step(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
-                          double *restrict gi, int32_t *restrict ref, float *restrict in_e,
-                          float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
+                          double *restrict gi, int32_t *restrict ref, double *restrict in_e,
+                          double *restrict in_i, uint32_t base, uint32_t *restrict spikes);
+uint32_t sm_core_lif_step_direct(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
+                                 double *restrict gi, int32_t *restrict ref, double *restrict in_e,
+                                 double *restrict in_i, uint32_t base, uint32_t *restrict spikes);
+uint32_t sm_core_lif_step_f32(const sm_lif_consts_t *c, uint32_t n, float *restrict v, float *restrict ge,
+                              float *restrict gi, int32_t *restrict ref, float *restrict in_e,
+                              float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
+uint32_t sm_core_lif_step_f32_direct(const sm_lif_consts_t *c, uint32_t n, float *restrict v, float *restrict ge,
+                                     float *restrict gi, int32_t *restrict ref, float *restrict in_e,
+                                     float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
 
 /* Poisson source piece: neuron base+i spikes in step `step` when its Philox draw is below p_spike. */
 uint32_t sm_core_poisson_step(double p_spike, uint64_t seed, uint32_t n, uint32_t base, uint64_t step,

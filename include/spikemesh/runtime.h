@@ -19,6 +19,9 @@ typedef struct {
     int progress;        /* -1: when stderr is a terminal, 0: never, 1: always */
     const char *out_dir; /* NULL: write no files */
     int handle_signals;  /* 1: SIGINT/SIGTERM stop the run at the end of the current step */
+    uint32_t threads;    /* worker threads (0: one per CPU); results do not depend on it */
+    int single;          /* 1: neuron state in single precision (float), 0: double */
+    int profile;         /* 1: time each phase (update, route, record) */
 } sm_run_opts_t;
 
 /* Totals after a run (or so far). */
@@ -35,6 +38,8 @@ typedef struct {
     double loop_seconds;     /* the simulation loop alone */
     int interrupted;         /* stopped by SIGINT or SIGTERM */
     int signal;              /* which */
+    uint32_t threads;        /* worker threads used */
+    double phase_seconds[3]; /* --profile: update, route, record (thread 0's wall time in each) */
 } sm_stats_t;
 
 typedef struct sm_sim sm_sim_t;
@@ -57,10 +62,10 @@ const sm_core_counters_t *sm_sim_core_counters(sm_sim_t *s);
 const uint64_t *sm_sim_pop_spikes(const sm_sim_t *s);
 /* Spikes of the last step (global neuron ids, increasing). */
 const uint32_t *sm_sim_last_spikes(const sm_sim_t *s, uint32_t *n);
-/* Neuron state, indexed by global neuron id. */
-const double *sm_sim_v(const sm_sim_t *s);
-const double *sm_sim_ge(const sm_sim_t *s);
-const double *sm_sim_gi(const sm_sim_t *s);
+/* Neuron state of neuron `id` (global id): membrane potential and synaptic variables, mV. */
+double sm_sim_v(const sm_sim_t *s, uint32_t id);
+double sm_sim_ge(const sm_sim_t *s, uint32_t id);
+double sm_sim_gi(const sm_sim_t *s, uint32_t id);
 uint64_t sm_sim_now(const sm_sim_t *s);
 /* The run's summary as JSON text (malloc'd; NULL when out of memory), indented or on one line. */
 char *sm_sim_summary_json(sm_sim_t *s, int indent);
