@@ -42,8 +42,16 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
  * buffers. The inner loop has no branches so that the compiler vectorizes it; spiking neurons are found
  * afterwards by their refractory counter, which holds ref_steps + 1 (a value it reaches at no other time)
  * right after a spike. A block of 64 neurons with no spike is not scanned. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+/* One binary, the widest vectors the processor has: AVX-512, AVX2 or the x86-64 baseline, chosen at load
+ * time. Floating-point contraction is off (-ffp-contract=off), so every version gives the same bits. */
+#define SM__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SM__CLONES
+#endif
+
 #define SM__LIF_KERNEL(NAME, T, RING)                                                                          \
-    uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge, T *restrict gi,        \
+    SM__CLONES uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge, T *restrict gi,        \
                   int32_t *restrict ref, T *restrict in_e, T *restrict in_i, uint32_t base,                   \
                   uint32_t *restrict spikes)                                                                  \
     {                                                                                                         \

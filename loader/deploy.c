@@ -253,6 +253,72 @@ static int sm__connect(const sm_net_t *net, uint64_t seed, sm_deploy_t *d, sm_er
 
 enum { SM__LIM_NEURONS, SM__LIM_MEMORY, SM__LIM_FANIN, SM__LIM_COUNT };
 
+#define SM__MESH_SIDE_MAX 4096u
+#define SM__MESH_TILES_MAX (1u << 22)
+
+static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb);
+static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb);
+
+/* The end of a "does not fit" message: a w x h mesh of the same chip holds every core; it is named only
+ * after a trial deployment on it succeeds, since routing tables can overflow on it even so. A chip with a
+ * preset's per-core limits is named as --chip PRESET:WxH, any other as a mesh for its chip file. */
+static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const sm_deploy_t *d, uint64_t w,
+                             uint64_t h, char *out, size_t cap)
+{
+    char base[SM_NAME_MAX], mesh[96];
+    sm_chip_t big = *chip, pre;
+    snprintf(base, sizeof base, "%s", chip->name);
+    char *colon = strchr(base, ':');
+    if (colon)
+        *colon = '\0';
+    if (w > SM__MESH_SIDE_MAX || h > SM__MESH_SIDE_MAX || w * h > SM__MESH_TILES_MAX) {
+        snprintf(out, cap, "no mesh size fits: it would take %llux%llu tiles, more than the %u tiles (at most %u "
+                 "a side) supported", (unsigned long long)w, (unsigned long long)h, SM__MESH_TILES_MAX,
+                 SM__MESH_SIDE_MAX);
+        return;
+    }
+    int preset = sm_chip_preset(base, &pre) == 0 && pre.cores_per_tile == chip->cores_per_tile &&
+                 pre.max_neurons == chip->max_neurons && pre.synapse_memory == chip->synapse_memory &&
+                 pre.synapse_bytes == chip->synapse_bytes && pre.max_fan_in == chip->max_fan_in &&
+                 pre.max_fan_out == chip->max_fan_out && pre.table_entries == chip->table_entries &&
+                 pre.max_delay_steps == chip->max_delay_steps;
+    if (preset)
+        snprintf(mesh, sizeof mesh, "--chip %s:%llux%llu", base, (unsigned long long)w, (unsigned long long)h);
+    else
+        snprintf(mesh, sizeof mesh, "\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file",
+                 (unsigned long long)w, (unsigned long long)h);
+    /* Trial on the larger mesh: the same synapses, fresh cores, pieces and tables. */
+    big.width = (uint32_t)w;
+    big.height = (uint32_t)h;
+    sm_deploy_t t = *d;
+    sm_errbuf_t teb = {0};
+    t.chip = big;
+    t.cores = NULL;
+    t.ncores = 0;
+    t.pieces = NULL;
+    t.npieces = 0;
+    t.piece_of = NULL;
+    t.table_entries = 0;
+    t.max_table = 0;
+    memset(&t.mesh, 0, sizeof t.mesh);
+    int rc = sm__partition(net, &big, &t, &teb);
+    if (rc == 0)
+        rc = sm__route(net, &big, &t, &teb);
+    free(t.cores);
+    free(t.pieces);
+    free(t.piece_of);
+    sm_mesh_free(&t.mesh);
+    if (rc == 0)
+        snprintf(out, cap, "%s would fit", mesh);
+    else if (rc == SM_ENOFIT)
+        snprintf(out, cap, "a %llux%llu mesh (%s) would hold the cores but not the routing tables of %u entries "
+                 "per router, which are not compressed yet; use a chip with larger routing tables",
+                 (unsigned long long)w, (unsigned long long)h, mesh, chip->table_entries);
+    else
+        snprintf(out, cap, "%s would hold the cores (the trial deployment on it failed: %s)", mesh,
+                 sm_strerror(rc));
+}
+
 static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb)
 {
     uint32_t n = net->n;
@@ -368,22 +434,20 @@ static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t
                 lim = l;
         uint64_t limval = lim == 0 ? chip->max_neurons : lim == 1 ? chip->synapse_memory : chip->max_fan_in;
         uint64_t tiles = (nc + chip->cores_per_tile - 1) / chip->cores_per_tile;
-        uint64_t h = chip->height, w = (tiles + h - 1) / h;
-        if (w > 4096) { /* grow both sides */
-            w = (uint64_t)ceil(sqrt((double)tiles));
-            h = (tiles + w - 1) / w;
-        }
-        char base[SM_NAME_MAX];
-        snprintf(base, sizeof base, "%s", chip->name);
-        char *colon = strchr(base, ':');
-        if (colon)
-            *colon = '\0';
+        /* Suggest the squarest mesh with enough tiles, never smaller than the chip's own sides. */
+        uint64_t w = (uint64_t)ceil(sqrt((double)tiles)), h;
+        if (w < chip->width)
+            w = chip->width;
+        h = (tiles + w - 1) / w;
+        if (h < chip->height)
+            h = chip->height;
+        char sugg[SM_ERRBUF_SIZE / 2];
+        sm__suggest_mesh(net, chip, d, w, h, sugg, sizeof sugg);
         rc = sm_errorf(eb, SM_ENOFIT,
                        "network '%s' does not fit chip '%s': it needs %u cores, %llu more than the %llu cores of "
-                       "%ux%u tiles x %u; cores fill up on %s (limit %llu); --chip %s:%llux%llu would fit",
+                       "%ux%u tiles x %u; cores fill up on %s (limit %llu); %s",
                        net->name, chip->name, nc, (unsigned long long)(nc - avail), (unsigned long long)avail,
-                       chip->width, chip->height, chip->cores_per_tile, what[lim], (unsigned long long)limval, base,
-                       (unsigned long long)w, (unsigned long long)h);
+                       chip->width, chip->height, chip->cores_per_tile, what[lim], (unsigned long long)limval, sugg);
         goto out;
     }
     for (uint32_t c = 0; c < nc; c++) {

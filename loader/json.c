@@ -70,7 +70,22 @@ int sm__read_file(const char *path, char **text, size_t *len, sm_errbuf_t *eb)
 int sm__json_parse(sm__jctx_t *cx, json_t **root)
 {
     json_error_t je;
-    *root = json_loadb(cx->text, cx->len, JSON_REJECT_DUPLICATES, &je);
+    size_t i = 0;
+    while (i < cx->len && (cx->text[i] == ' ' || cx->text[i] == '\t' || cx->text[i] == '\n' || cx->text[i] == '\r'))
+        i++;
+    if (i == cx->len) {
+        *root = NULL;
+        cx->depth = 0;
+        return sm__jerr(cx, SM_EPARSE, "the file is empty; expected a JSON object");
+    }
+    if (cx->len >= 3 && memcmp(cx->text, "\xef\xbb\xbf", 3) == 0) {
+        *root = NULL;
+        cx->depth = 0;
+        return sm__jerr(cx, SM_EPARSE, "malformed JSON: the file starts with a UTF-8 byte order mark, which JSON "
+                                       "does not allow; save it without one");
+    }
+    /* Any value is decoded, so that a top level that is not an object gets the clearer message below. */
+    *root = json_loadb(cx->text, cx->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!*root)
         return sm_errorf(cx->eb, SM_EPARSE, "%s:%d:%d: malformed JSON: %s", cx->file, je.line < 1 ? 1 : je.line,
                          je.column < 1 ? 1 : je.column, je.text);
@@ -360,8 +375,8 @@ int sm__jget_pos(sm__jctx_t *cx, json_t *obj, const char *key, int required, dou
     return rc;
 }
 
-int sm__jget_uint(sm__jctx_t *cx, json_t *obj, const char *key, int required, uint64_t def, uint64_t max,
-                  uint64_t *out)
+int sm__jget_uint(sm__jctx_t *cx, json_t *obj, const char *key, int required, uint64_t def, uint64_t min,
+                  uint64_t max, uint64_t *out)
 {
     json_t *v = json_object_get(obj, key);
     if (!v) {
@@ -374,19 +389,22 @@ int sm__jget_uint(sm__jctx_t *cx, json_t *obj, const char *key, int required, ui
     int rc = 0;
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d == floor(d) && d >= 0 && d <= (double)max)
+        if (d == floor(d) && d >= (double)min && d <= (double)max)
             *out = (uint64_t)d;
         else if (d != floor(d))
             rc = sm__jerr(cx, SM_EPARSE, "must be a whole number, got %g", d);
+        else if (d < (double)min)
+            rc = sm__jerr(cx, SM_ERANGE, "must be at least %llu, got %g", (unsigned long long)min, d);
         else
-            rc = sm__jerr(cx, SM_ERANGE, "must be between 0 and %llu, got %g", (unsigned long long)max, d);
+            rc = sm__jerr(cx, SM_ERANGE, "must be at most %llu, got %g", (unsigned long long)max, d);
     } else if (!json_is_integer(v)) {
         rc = sm__jerr(cx, SM_EPARSE, "must be a whole number, not %s", sm__jtype(v));
     } else {
         json_int_t i = json_integer_value(v);
-        if (i < 0 || (uint64_t)i > max)
-            rc = sm__jerr(cx, SM_ERANGE, "must be between 0 and %llu, got %lld", (unsigned long long)max,
-                          (long long)i);
+        if (i < 0 || (uint64_t)i < min)
+            rc = sm__jerr(cx, SM_ERANGE, "must be at least %llu, got %lld", (unsigned long long)min, (long long)i);
+        else if ((uint64_t)i > max)
+            rc = sm__jerr(cx, SM_ERANGE, "must be at most %llu, got %lld", (unsigned long long)max, (long long)i);
         else
             *out = (uint64_t)i;
     }

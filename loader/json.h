@@ -52,8 +52,9 @@ int sm__jcheck_keys(sm__jctx_t *cx, json_t *obj, const char *const *allowed);
 
 /* Typed members of obj. When absent: required -> error, else *out = def. Range checks are the caller's. */
 int sm__jget_num(sm__jctx_t *cx, json_t *obj, const char *key, int required, double def, double *out);
-int sm__jget_uint(sm__jctx_t *cx, json_t *obj, const char *key, int required, uint64_t def, uint64_t max,
-                  uint64_t *out);
+/* Whole number in [min, max]; a real with no fractional part (such as 1e3) is accepted. */
+int sm__jget_uint(sm__jctx_t *cx, json_t *obj, const char *key, int required, uint64_t def, uint64_t min,
+                  uint64_t max, uint64_t *out);
 int sm__jget_str(sm__jctx_t *cx, json_t *obj, const char *key, int required, const char *def,
                  const char **out);
 int sm__jget_bool(sm__jctx_t *cx, json_t *obj, const char *key, int required, int def, int *out);

@@ -104,14 +104,8 @@ static int sm__parse_pop(sm__jctx_t *cx, json_t *jp, sm_net_t *net, sm_pop_t *po
     if (rc)
         return rc;
     snprintf(pop->name, sizeof pop->name, "%s", name);
-    if ((rc = sm__jget_uint(cx, jp, "size", 1, 0, SM_SYN_MAX_NEURONS, &size)) != 0)
+    if ((rc = sm__jget_uint(cx, jp, "size", 1, 0, 1, SM_SYN_MAX_NEURONS, &size)) != 0)
         return rc;
-    if (size == 0) {
-        sm__jpush_key(cx, "size");
-        rc = sm__jerr(cx, SM_ERANGE, "must be at least 1");
-        sm__jpop(cx);
-        return rc;
-    }
     pop->size = (uint32_t)size;
     if ((rc = sm__jget_str(cx, jp, "model", 0, "lif", &model)) != 0)
         return rc;
@@ -289,9 +283,12 @@ static int sm__parse_proj(sm__jctx_t *cx, json_t *jp, const sm_net_t *net, sm_pr
         rc = sm__jerr(cx, SM_ERANGE, "delay %g ms is below the minimum of 1 step (%g ms)", delay, net->dt);
     else if (fabs(steps - floor(steps + 0.5)) > 1e-6)
         rc = sm__jerr(cx, SM_ERANGE, "delay %g ms is not a whole number of steps of %g ms", delay, net->dt);
+    else if (steps > SM_SYN_MAX_DELAY + 0.5 && isfinite(steps))
+        rc = sm__jerr(cx, SM_ERANGE, "delay %g ms is %.4g steps, more than the %u steps a synapse can hold", delay,
+                      floor(steps + 0.5), SM_SYN_MAX_DELAY);
     else if (steps > SM_SYN_MAX_DELAY + 0.5)
-        rc = sm__jerr(cx, SM_ERANGE, "delay %g ms is %.0f steps, more than the %u steps a synapse can hold",
-                      delay, floor(steps + 0.5), SM_SYN_MAX_DELAY);
+        rc = sm__jerr(cx, SM_ERANGE, "delay %g ms is more than the %u steps of %g ms a synapse can hold", delay,
+                      SM_SYN_MAX_DELAY, net->dt);
     sm__jpop(cx);
     if (rc)
         return rc;

@@ -198,6 +198,12 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
         s->stats.interrupted, "overruns", (json_int_t)s->stats.overruns);
     if (!o)
         return NULL;
+    json_object_set_new(o, "threads", json_integer(s->stats.threads));
+    json_object_set_new(o, "precision", json_string(s->opts.single ? "single" : "double"));
+    if (s->opts.profile)
+        json_object_set_new(o, "profile_seconds",
+                            json_pack("{s:f,s:f,s:f}", "update", s->stats.phase_seconds[0], "route",
+                                      s->stats.phase_seconds[1], "record_and_wait", s->stats.phase_seconds[2]));
     char *txt = json_dumps(o, (indent ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     return txt;

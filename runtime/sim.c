@@ -29,6 +29,7 @@ static void sm__free_state(sm_sim_t *s)
         for (uint32_t w = 0; w < s->nworkers; w++) {
             free(s->workers[w].spk[0]);
             free(s->workers[w].spk[1]);
+            free(s->workers[w].runs);
         }
     free(s->workers);
 }
@@ -127,7 +128,22 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             wk->id = w;
             wk->spk[0] = malloc(room * sizeof *wk->spk[0]);
             wk->spk[1] = malloc(room * sizeof *wk->spk[1]);
-            bad = !wk->spk[0] || !wk->spk[1];
+            wk->runs = malloc(3 * ((size_t)(wk->piece_hi - wk->piece_lo) + 1) * sizeof *wk->runs);
+            bad = !wk->spk[0] || !wk->spk[1] || !wk->runs;
+            /* The update loops over runs: pieces of one population on neighbouring cores are contiguous in the
+             * state arrays, so one call steps them all (the kernel has a fixed cost per call). */
+            for (uint32_t q = wk->piece_lo; q < wk->piece_hi && !bad; q++) {
+                const sm_piece_t *pc = &d->pieces[q];
+                uint32_t *last = wk->nruns ? wk->runs + 3 * (wk->nruns - 1) : NULL;
+                if (last && last[0] == pc->pop && last[1] + last[2] == pc->first) {
+                    last[2] += pc->count;
+                } else {
+                    wk->runs[3 * wk->nruns] = pc->pop;
+                    wk->runs[3 * wk->nruns + 1] = pc->first;
+                    wk->runs[3 * wk->nruns + 2] = pc->count;
+                    wk->nruns++;
+                }
+            }
         }
     }
     if (bad) {
@@ -210,22 +226,21 @@ static uint32_t sm__phase_update(sm_sim_t *s, const sm__worker_t *w, uint64_t st
     const sm_deploy_t *d = s->d;
     size_t n = d->n, slot = (size_t)(step % s->R);
     uint32_t ns = 0;
-    for (uint32_t q = w->piece_lo; q < w->piece_hi; q++) {
-        const sm_piece_t *pc = &d->pieces[q];
-        const sm_lif_consts_t *c = &s->consts[pc->pop];
-        uint32_t f = pc->first;
-        if (d->net->pops[pc->pop].model == SM_MODEL_POISSON) {
-            ns += sm_core_poisson_step(s->p_spike[pc->pop], d->seed, pc->count, f, step, spk + ns);
+    for (uint32_t r = 0; r < w->nruns; r++) {
+        uint32_t pop = w->runs[3 * r], f = w->runs[3 * r + 1], count = w->runs[3 * r + 2];
+        const sm_lif_consts_t *c = &s->consts[pop];
+        if (d->net->pops[pop].model == SM_MODEL_POISSON) {
+            ns += sm_core_poisson_step(s->p_spike[pop], d->seed, count, f, step, spk + ns);
         } else if (s->opts.single) {
             float *in_e = s->acc ? (float *)s->acc + slot * n + f : NULL;
             float *in_i = s->acc ? (float *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
             ns += (s->acc ? sm_core_lif_step_f32 : sm_core_lif_step_f32_direct)(
-                c, pc->count, (float *)s->v + f, (float *)s->ge + f, (float *)s->gi + f, s->ref + f, in_e, in_i, f,
+                c, count, (float *)s->v + f, (float *)s->ge + f, (float *)s->gi + f, s->ref + f, in_e, in_i, f,
                 spk + ns);
         } else {
             double *in_e = s->acc ? (double *)s->acc + slot * n + f : NULL;
             double *in_i = s->acc ? (double *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
-            ns += (s->acc ? sm_core_lif_step : sm_core_lif_step_direct)(c, pc->count, (double *)s->v + f,
+            ns += (s->acc ? sm_core_lif_step : sm_core_lif_step_direct)(c, count, (double *)s->v + f,
                                                                        (double *)s->ge + f, (double *)s->gi + f,
                                                                        s->ref + f, in_e, in_i, f, spk + ns);
         }
@@ -265,6 +280,11 @@ static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint3
             const sm__worker_t *src = &s->workers[u];                                                         \
             for (uint32_t k = 0; k < src->nspk[parity]; k++) {                                                \
                 uint32_t id = src->spk[parity][k];                                                            \
+                if (k + 2 < src->nspk[parity]) { /* rows lie far apart: fetch the next ones early */          \
+                    const char *nx = (const char *)(d->syn + d->row[src->spk[parity][k + 2]]);                \
+                    for (int l = 0; l < 8; l++)                                                               \
+                        __builtin_prefetch(nx + 64 * l);                                                      \
+                }                                                                                             \
                 const sm_syn_t *sy = d->syn + d->row[id], *end = d->syn + d->row[id + 1];                     \
                 if (split) {                                                                                  \
                     sy = sm__row_lower(sy, end, w->post_lo);                                                  \

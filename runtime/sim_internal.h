@@ -23,6 +23,8 @@ typedef struct {
     struct sm_sim *s;
     uint32_t id;
     uint32_t piece_lo, piece_hi; /* pieces [lo, hi) */
+    uint32_t *runs;              /* neighbouring pieces of one population merged: (pop, first, count) */
+    uint32_t nruns;
     uint32_t post_lo, post_hi;   /* neurons [lo, hi) */
     uint32_t *spk[2];            /* spikes of its neurons, by step parity */
     uint32_t nspk[2];

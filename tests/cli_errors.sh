@@ -1,2 +1,801 @@
 #!/bin/sh
-exit 0
+# tests/cli_errors.sh: end-to-end test of bad input. Every case runs the program on one bad input (written
+# below as a heredoc) and checks that it exits with status 2, prints exactly one line on stderr that
+# matches the expected message (file:line:column and the rule broken, where they apply), prints nothing on
+# stdout, does not crash or hang (no signal, no sanitizer report) and leaves no --out directory behind.
+# Environment: SPIKEMESH (the built program), SRCDIR (the source tree).
+. "$(dirname "$0")/lib.sh"
+LC_ALL=C
+export LC_ALL
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/spikemesh-cli-errors.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+trap 'exit 1' HUP INT TERM
+
+TIMEOUT=
+if command -v timeout >/dev/null 2>&1; then
+    TIMEOUT="timeout -s KILL 20"
+fi
+
+# mk FILE: writes stdin to $T/FILE.
+mk() {
+    cat >"$T/$1"
+}
+
+# State of a path, to see whether a failed run left something behind.
+path_state() {
+    if [ ! -e "$1" ] && [ ! -L "$1" ]; then
+        echo absent
+    elif [ -d "$1" ]; then
+        echo dir
+        ls -A "$1"
+    else
+        echo file
+        cksum <"$1"
+    fi
+}
+
+report() { # report NAME REASON (empty reason: passed)
+    if [ -z "$2" ]; then
+        ok "$1"
+    else
+        notok "$1: $2"
+        sed -e 's/^/#   stderr: /' "$T/.err"
+        sed -e 's/^/#   stdout: /' "$T/.out" | head -n 5
+    fi
+}
+
+# run_prog ARGS...: runs the program with stdout/stderr in $T/.out and $T/.err; sets rc.
+run_prog() {
+    # shellcheck disable=SC2086
+    $TIMEOUT "$SPIKEMESH" "$@" <"$T/.null" >"$T/.out" 2>"$T/.err"
+    rc=$?
+}
+
+# why_crashed: prints a reason when the last run hung, died by a signal or a sanitizer spoke up.
+why_crashed() {
+    if [ -n "$TIMEOUT" ] && [ "$rc" -eq 137 ] && [ ! -s "$T/.err" ]; then
+        echo "hung (killed after 20 s)"
+    elif [ "$rc" -gt 128 ]; then
+        echo "killed by signal $((rc - 128))"
+    elif grep -Eq 'Sanitizer|runtime error:|^==[0-9]+==|Segmentation|Aborted|core dumped' "$T/.err"; then
+        echo "sanitizer or crash report on stderr"
+    fi
+}
+
+# expect_fail NAME EXPECTED_REGEX -- ARGS...: the program must fail cleanly with status 2 and a one-line
+# message (starting with "spikemesh") that matches the extended regex.
+expect_fail() {
+    name=$1
+    re=$2
+    shift 2
+    [ "$1" = "--" ] && shift
+    out=
+    prev=
+    for a in "$@"; do
+        [ "$prev" = "--out" ] && out=$a
+        case $a in --out=*) out=${a#--out=} ;; esac
+        prev=$a
+    done
+    [ -n "$out" ] && before=$(path_state "$out")
+    run_prog "$@"
+    why=$(why_crashed)
+    if [ -z "$why" ] && [ "$rc" -ne 2 ]; then
+        why="exit status $rc, expected 2"
+    fi
+    if [ -z "$why" ]; then
+        lines=$(wc -l <"$T/.err" | tr -d ' ')
+        records=$(awk 'END { print NR }' "$T/.err")
+        if [ "$lines" -ne 1 ] || [ "$records" -ne 1 ]; then
+            why="stderr has $records lines, expected one"
+        elif ! grep -q '^spikemesh' "$T/.err"; then
+            why="message does not start with 'spikemesh'"
+        elif ! grep -Eq -- "$re" "$T/.err"; then
+            why="message does not match /$re/"
+        elif [ -s "$T/.out" ]; then
+            why="wrote to stdout"
+        fi
+    fi
+    if [ -z "$why" ] && [ -n "$out" ] && [ "$(path_state "$out")" != "$before" ]; then
+        why="--out '$out' was left changed"
+    fi
+    report "$name" "$why"
+}
+
+# expect_help NAME -- ARGS...: exit 0, "usage:" on stdout, nothing on stderr.
+expect_help() {
+    name=$1
+    shift
+    [ "$1" = "--" ] && shift
+    run_prog "$@"
+    why=$(why_crashed)
+    if [ -z "$why" ] && [ "$rc" -ne 0 ]; then
+        why="exit status $rc, expected 0"
+    elif [ -z "$why" ] && ! grep -q '^usage: spikemesh' "$T/.out"; then
+        why="no 'usage:' on stdout"
+    elif [ -z "$why" ] && [ -s "$T/.err" ]; then
+        why="wrote to stderr"
+    fi
+    report "$name" "$why"
+}
+
+: >"$T/.null"
+cd "$T" || exit 1
+
+# ---------------------------------------------------------------------------------------------------
+# Network files. Line:column positions in the expected messages refer to the heredocs as written.
+
+mk good.json <<'EOF'
+{
+  "name": "good",
+  "dt_ms": 0.1,
+  "duration_ms": 2,
+  "populations": [
+    {"name": "a", "size": 20, "model": "lif"},
+    {"name": "b", "size": 20}
+  ],
+  "projections": [
+    {"pre": "a", "post": "b", "connect": {"rule": "bernoulli", "p": 0.5}, "weight_mV": 1.0, "delay_ms": 1.0}
+  ]
+}
+EOF
+run_prog run good.json --no-progress --out "$T/good-out"
+if [ "$rc" -eq 0 ] && [ -f "$T/good-out/summary.json" ]; then
+    report "the valid reference network runs" ""
+else
+    report "the valid reference network runs" "exit status $rc"
+fi
+
+mk malformed.json <<'EOF'
+{
+  "name": "malformed",
+  "populations": [
+    {"name": "a" "size": 10}
+  ]
+}
+EOF
+expect_fail "malformed JSON (missing comma)" \
+    'malformed\.json:4:[0-9]+: malformed JSON: .*' -- run malformed.json --out "$T/o1"
+
+mk truncated.json <<'EOF'
+{
+  "name": "truncated",
+  "populations": [
+    {"name": "a", "size": 10},
+    {"name": "b", "si
+EOF
+expect_fail "truncated JSON (file cut mid-string)" \
+    'truncated\.json:[56]:[0-9]+: malformed JSON: .*(unexpected newline|end of file|premature end)' -- run truncated.json
+
+mk truncated2.json <<'EOF'
+{
+  "name": "truncated2",
+  "populations": [
+    {"name": "a", "size": 10}
+EOF
+expect_fail "truncated JSON (file cut between values)" \
+    'truncated2\.json:[45]:[0-9]+: malformed JSON: .*end of file' -- run truncated2.json
+
+: >empty.json
+expect_fail "empty file" 'empty\.json:1:1: .*empty' -- run empty.json --out "$T/o2"
+
+mk blank.json <<'EOF'
+
+
+EOF
+expect_fail "file of blank lines" 'blank\.json:[0-9]+:[0-9]+: .*empty' -- run blank.json
+
+mk toplevel-array.json <<'EOF'
+[
+  {"name": "a", "size": 10}
+]
+EOF
+expect_fail "top level is an array" \
+    'toplevel-array\.json:1:1: the top level must be a JSON object' -- run toplevel-array.json
+
+mk toplevel-string.json <<'EOF'
+"cuba"
+EOF
+expect_fail "top level is a string" 'toplevel-string\.json:1:[0-9]+: .*object' -- run toplevel-string.json
+
+mk size-string.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": "10"}
+  ]
+}
+EOF
+expect_fail "size given as a string" \
+    'size-string\.json:3:27: populations\[0\]\.size: must be a whole number, not a string' -- run size-string.json
+
+mk params-array.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10, "params": [20, 5]}
+  ]
+}
+EOF
+expect_fail "params given as an array" \
+    'params-array\.json:3:41: populations\[0\]\.params: must be an object' -- run params-array.json
+
+mk weight-string.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "all_to_all"},
+     "weight_mV": "1.5"}
+  ]
+}
+EOF
+expect_fail "weight given as a string" \
+    'weight-string\.json:5:19: projections\[0\]\.weight_mV: must be a number, not a string' -- run weight-string.json
+
+mk p-bool.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "bernoulli", "p": true}}
+  ]
+}
+EOF
+expect_fail "p given as a boolean" \
+    'p-bool\.json:4:69: projections\[0\]\.connect\.p: must be a number, not a boolean' -- run p-bool.json
+
+mk unknown-model.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10, "model": "izhikevich"}
+  ]
+}
+EOF
+expect_fail "unknown neuron model" \
+    'unknown-model\.json:3:40: populations\[0\]\.model: unknown model "izhikevich" \(known models: lif, poisson\)' \
+    -- run unknown-model.json
+
+mk unknown-param.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10,
+     "params": {"tau_m_ms": 20, "tau_x_ms": 3}}
+  ]
+}
+EOF
+expect_fail "unknown LIF parameter" \
+    'unknown-param\.json:4:45: populations\[0\]\.params\.tau_x_ms: unknown field "tau_x_ms" \(known fields: tau_m_ms, .*\)' \
+    -- run unknown-param.json
+
+mk unknown-top.json <<'EOF'
+{
+  "name": "x",
+  "neurons": 10,
+  "populations": [{"name": "a", "size": 10}]
+}
+EOF
+expect_fail "unknown top-level field" \
+    'unknown-top\.json:3:14: neurons: unknown field "neurons" \(known fields: name, dt_ms, .*\)' -- run unknown-top.json
+
+mk unknown-pop.json <<'EOF'
+{
+  "populations": [{"name": "exc", "size": 10}],
+  "projections": [
+    {"pre": "exc", "post": "inh", "connect": {"rule": "all_to_all"}}
+  ]
+}
+EOF
+expect_fail "projection names an unknown population" \
+    'unknown-pop\.json:4:28: projections\[0\]\.post: unknown population "inh"' -- run unknown-pop.json
+
+mk duplicate-pop.json <<'EOF'
+{
+  "populations": [
+    {"name": "exc", "size": 10},
+    {"name": "exc", "size": 20}
+  ]
+}
+EOF
+expect_fail "duplicate population name" \
+    'duplicate-pop\.json:4:14: populations\[1\]\.name: population name "exc" is used twice' -- run duplicate-pop.json
+
+mk size-negative.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": -5}]
+}
+EOF
+expect_fail "negative population size" \
+    'size-negative\.json:2:41: populations\[0\]\.size: must be at least 1, got -5' -- run size-negative.json
+
+mk size-zero.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 0}]
+}
+EOF
+expect_fail "zero population size" \
+    'size-zero\.json:2:41: populations\[0\]\.size: must be at least 1, got 0' -- run size-zero.json
+
+mk size-fraction.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 2.5}]
+}
+EOF
+expect_fail "fractional population size" \
+    'size-fraction\.json:2:41: populations\[0\]\.size: must be a whole number, got 2\.5' -- run size-fraction.json
+
+mk size-huge.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 100000000000}]
+}
+EOF
+expect_fail "population size beyond the supported maximum" \
+    'size-huge\.json:2:41: populations\[0\]\.size: must be at most 33554432, got 100000000000' \
+    -- run size-huge.json
+
+mk size-total.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 20000000},
+    {"name": "b", "size": 20000000}
+  ]
+}
+EOF
+expect_fail "populations add up beyond the supported maximum" \
+    'size-total\.json:4:27: populations\[1\]\.size: the network grows to 40000000 neurons, more than the 33554432 supported' \
+    -- run size-total.json
+
+mk tau-m-negative.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10, "params": {"tau_m_ms": -20}}
+  ]
+}
+EOF
+expect_fail "negative tau_m_ms" \
+    'tau-m-negative\.json:3:54: populations\[0\]\.params\.tau_m_ms: must be positive, got -20' -- run tau-m-negative.json
+
+mk tau-e-zero.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10, "params": {"tau_e_ms": 0}}
+  ]
+}
+EOF
+expect_fail "zero tau_e_ms" \
+    'tau-e-zero\.json:3:54: populations\[0\]\.params\.tau_e_ms: must be positive, got 0' -- run tau-e-zero.json
+
+mk t-ref-negative.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10, "params": {"t_ref_ms": -1}}
+  ]
+}
+EOF
+expect_fail "negative t_ref_ms" \
+    't-ref-negative\.json:3:54: populations\[0\]\.params\.t_ref_ms: must be zero or positive, got -1' \
+    -- run t-ref-negative.json
+
+mk v-reset-above.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10,
+     "params": {"v_thresh_mV": -50, "v_reset_mV": -40}}
+  ]
+}
+EOF
+expect_fail "v_reset_mV above v_thresh_mV" \
+    'v-reset-above\.json:4:51: populations\[0\]\.params\.v_reset_mV: v_reset_mV \(-40\) must be below v_thresh_mV \(-50\)' \
+    -- run v-reset-above.json
+
+mk p-above-one.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "bernoulli", "p": 1.5}}
+  ]
+}
+EOF
+expect_fail "connection probability above 1" \
+    'p-above-one\.json:4:69: projections\[0\]\.connect\.p: probability 1\.5 is outside \[0, 1\]' -- run p-above-one.json
+
+mk p-negative.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "bernoulli", "p": -0.1}}
+  ]
+}
+EOF
+expect_fail "connection probability below 0" \
+    'p-negative\.json:4:69: projections\[0\]\.connect\.p: probability -0\.1 is outside \[0, 1\]' -- run p-negative.json
+
+mk delay-zero.json <<'EOF'
+{
+  "dt_ms": 0.1,
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "all_to_all"}, "delay_ms": 0}
+  ]
+}
+EOF
+expect_fail "zero delay" \
+    'delay-zero\.json:5:78: projections\[0\]\.delay_ms: delay 0 ms is below the minimum of 1 step \(0\.1 ms\)' \
+    -- run delay-zero.json
+
+mk delay-fraction.json <<'EOF'
+{
+  "dt_ms": 0.1,
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "all_to_all"}, "delay_ms": 0.25}
+  ]
+}
+EOF
+expect_fail "delay not a multiple of dt" \
+    'delay-fraction\.json:5:78: projections\[0\]\.delay_ms: delay 0\.25 ms is not a whole number of steps of 0\.1 ms' \
+    -- run delay-fraction.json
+
+mk delay-long.json <<'EOF'
+{
+  "dt_ms": 0.1,
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "all_to_all"}, "delay_ms": 10}
+  ]
+}
+EOF
+expect_fail "delay beyond the maximum a synapse holds" \
+    'delay-long\.json:5:78: projections\[0\]\.delay_ms: delay 10 ms is 100 steps, more than the 64 steps a synapse can hold' \
+    -- run delay-long.json
+
+mk one-to-one.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}, {"name": "b", "size": 12}],
+  "projections": [
+    {"pre": "a", "post": "b", "connect": {"rule": "one_to_one"}}
+  ]
+}
+EOF
+expect_fail "one_to_one between unequal sizes" \
+    'one-to-one\.json:4:51: projections\[0\]\.connect\.rule: one_to_one needs equal sizes, got 10 -> 12' \
+    -- run one-to-one.json
+
+mk pair-range.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 4}, {"name": "b", "size": 3}],
+  "projections": [
+    {"pre": "a", "post": "b",
+     "connect": {"rule": "list", "pairs": [[0, 0], [3, 2], [1, 3]]}}
+  ]
+}
+EOF
+expect_fail "list pair out of range" \
+    'pair-range\.json:5:60: projections\[0\]\.connect\.pairs\[2\]: pair \[1, 3\] is out of range: pre < 4, post < 3' \
+    -- run pair-range.json
+
+mk duplicate-key.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10, "size": 20}
+  ]
+}
+EOF
+expect_fail "duplicate JSON key" \
+    'duplicate-key\.json:3:[0-9]+: malformed JSON: duplicate object key .*size' -- run duplicate-key.json
+
+mk huge-number.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "all_to_all"}, "weight_mV": 1e999}
+  ]
+}
+EOF
+expect_fail "number beyond double range (1e999)" \
+    'huge-number\.json:4:[0-9]+: malformed JSON: .*1e999' -- run huge-number.json
+
+mk huge-negative.json <<'EOF'
+{
+  "populations": [
+    {"name": "a", "size": 10, "params": {"v_thresh_mV": -1e999}}
+  ]
+}
+EOF
+expect_fail "number beyond double range (-1e999)" \
+    'huge-negative\.json:3:[0-9]+: malformed JSON: .*1e999' -- run huge-negative.json
+
+mk weight-float.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "all_to_all"}, "weight_mV": 1e300}
+  ]
+}
+EOF
+expect_fail "weight beyond float range" \
+    'weight-float\.json:4:79: projections\[0\]\.weight_mV: weight 1e\+300 does not fit a 32-bit float' \
+    -- run weight-float.json
+
+mk deep.json <<'EOF'
+{"populations": [{"name": "a", "size": 10, "params": {"tau_m_ms": [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}}]}
+EOF
+expect_fail "deeply nested value where a number belongs" \
+    'deep\.json:1:67: populations\[0\]\.params\.tau_m_ms: must be a number, not an array' -- run deep.json
+
+printf '\357\273\277{"populations": [{"name": "a", "size": 10}]}\n' >bom.json
+expect_fail "file starting with a UTF-8 byte order mark" \
+    'bom\.json:1:1: malformed JSON: the file starts with a UTF-8 byte order mark' -- run bom.json
+
+mk delay-overflow.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "all_to_all"}, "delay_ms": 1e308}
+  ]
+}
+EOF
+expect_fail "delay of 1e308 ms (infinitely many steps)" \
+    'delay-overflow\.json:4:78: projections\[0\]\.delay_ms: delay 1e\+308 ms is more than the 64 steps of 0\.1 ms a synapse can hold' \
+    -- run delay-overflow.json
+
+mk duration-huge.json <<'EOF'
+{
+  "duration_ms": 1e300,
+  "populations": [{"name": "a", "size": 10}]
+}
+EOF
+expect_fail "duration_ms of more than 1e12 steps" \
+    'duration-huge\.json: duration_ms 1e\+300 is more than 1e12 steps of 0\.1 ms' \
+    -- run duration-huge.json --out "$T/o-dur"
+
+mk dt-tiny.json <<'EOF'
+{
+  "dt_ms": 1e-300,
+  "populations": [{"name": "a", "size": 10}]
+}
+EOF
+expect_fail "default duration of more than 1e12 steps of a tiny dt_ms" \
+    'dt-tiny\.json: the default duration of 1000 ms is more than 1e12 steps of dt_ms 1e-300' -- run dt-tiny.json
+
+mk t-ref-huge.json <<'EOF'
+{
+  "populations": [
+    {"name": "slow", "size": 10, "params": {"t_ref_ms": 1e300}}
+  ]
+}
+EOF
+expect_fail "t_ref_ms of more than 1e9 steps" \
+    "population 'slow': refractory period of 1e\+300 ms is more than 1e9 steps" \
+    -- run t-ref-huge.json --out "$T/o-tref"
+
+# ---------------------------------------------------------------------------------------------------
+# Networks that do not fit the chip.
+
+expect_fail "cuba:40000 does not fit the default chip" \
+    "network 'cuba:40000' does not fit chip 'loihi': it needs [0-9]+ cores, [0-9]+ more than the 128 cores .*cores fill up on [a-z].* \(limit [0-9]+\); --chip loihi:[0-9]+x[0-9]+ would fit" \
+    -- run cuba:40000 --out "$T/o3"
+sugg=$(sed -n 's/.*--chip \(loihi:[0-9]*x[0-9]*\) would fit.*/\1/p' "$T/.err")
+if [ -n "$sugg" ]; then
+    run_prog info cuba:40000 --chip "$sugg"
+    if [ "$rc" -eq 0 ]; then
+        report "the suggested --chip $sugg does fit cuba:40000" ""
+    else
+        report "the suggested --chip $sugg does fit cuba:40000" "exit status $rc"
+    fi
+fi
+
+mk fan-in.json <<'EOF'
+{
+  "populations": [
+    {"name": "src", "size": 100000, "model": "poisson", "params": {"rate_hz": 5}},
+    {"name": "one", "size": 1}
+  ],
+  "projections": [
+    {"pre": "src", "post": "one", "connect": {"rule": "all_to_all"}, "weight_mV": 0.01}
+  ]
+}
+EOF
+expect_fail "one neuron's synapses exceed a core (small chip)" \
+    "fan-in\.json: neuron 0 of population 'one' receives 100000 synapses \(400000 bytes\), more than a core's synapse memory of 65536 bytes on chip 'small'; no mesh size fits it" \
+    -- run fan-in.json --chip small --out "$T/o4"
+
+mk chip-delay.json <<'EOF'
+{
+  "dt_ms": 0.1,
+  "populations": [{"name": "a", "size": 10}, {"name": "b", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "b", "connect": {"rule": "all_to_all"}, "delay_ms": 2.0}
+  ]
+}
+EOF
+expect_fail "delay longer than the chip's max_delay_steps" \
+    "chip-delay\.json: .*projection 0 \(a -> b\) has a delay of 20 steps, more than the 16 steps chip 'small' supports" \
+    -- run chip-delay.json --chip small
+
+expect_fail "cuba on the small chip: enough cores on a larger mesh, but not routing tables" \
+    "network 'cuba:4000' does not fit chip 'small': it needs [0-9]+ cores, [0-9]+ more than the 8 cores .*a [0-9]+x[0-9]+ mesh \(--chip small:[0-9]+x[0-9]+\) would hold the cores but not the routing tables of 256 entries per router" \
+    -- info cuba --chip small
+
+mk chip-tiny.json <<'EOF'
+{
+  "name": "tiny",
+  "mesh": {"width": 1, "height": 1},
+  "cores_per_tile": 1,
+  "core": {"max_neurons": 16, "synapse_memory_bytes": 65536},
+  "router": {"table_entries": 4096}
+}
+EOF
+expect_fail "network too large for a chip file: the mesh to write in it" \
+    "good\.json: network 'good' does not fit chip 'tiny': it needs 3 cores, 2 more than the 1 cores of 1x1 tiles x 1; cores fill up on neurons per core \(limit 16\); \"mesh\": \{\"width\": 2, \"height\": 2\} in the chip file would fit" \
+    -- run good.json --chip chip-tiny.json --out "$T/o-tiny"
+sed 's/"width": 1, "height": 1/"width": 2, "height": 2/' chip-tiny.json >chip-tiny2.json
+run_prog run good.json --chip chip-tiny2.json --no-progress
+if [ "$rc" -eq 0 ]; then
+    report "the suggested mesh does fit it" ""
+else
+    report "the suggested mesh does fit it" "exit status $rc"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# Unreadable inputs and unwritable outputs.
+
+expect_fail "network file that does not exist" \
+    'no-such-file\.json: cannot read: No such file or directory' -- run "$T/no-such-file.json" --out "$T/o5"
+mkdir "$T/adir"
+expect_fail "network path that is a directory" 'adir: cannot read: it is a directory' -- run "$T/adir"
+cp good.json unreadable.json
+chmod 000 unreadable.json
+if [ -r unreadable.json ]; then
+    ok "network file without read permission # SKIP readable anyway (running as root)"
+else
+    expect_fail "network file without read permission" \
+        'unreadable\.json: cannot read: Permission denied' -- run unreadable.json --out "$T/o-perm"
+fi
+expect_fail "neither a file nor a built-in network" \
+    "'nosuchnet' is neither a file nor a built-in network" -- run nosuchnet
+expect_fail "cuba:N below the minimum" "'cuba:3': N must be between 5 and [0-9]+" -- run cuba:3
+
+echo "not a directory" >"$T/afile"
+expect_fail "--out whose parent is a regular file" \
+    "--out '.*afile/out': cannot create the directory: Not a directory" -- run good.json --out "$T/afile/out"
+expect_fail "--out that is an existing regular file" \
+    "--out '.*afile': exists and is not a directory" -- run good.json --out "$T/afile"
+
+# ---------------------------------------------------------------------------------------------------
+# Bad command-line values.
+
+expect_fail "--duration -1" "--duration '-1': must not be negative" -- run good.json --duration -1
+expect_fail "--duration nan" "--duration 'nan': not a finite decimal number" -- run good.json --duration nan
+expect_fail "--duration inf" "--duration 'inf': not a finite decimal number" -- run good.json --duration inf
+expect_fail "--duration abc" "--duration 'abc': not a finite decimal number" -- run good.json --duration abc
+expect_fail "--duration 0x10 (hexadecimal)" "--duration '0x10': not a finite decimal number" \
+    -- run good.json --duration 0x10
+expect_fail "--duration 1e300 (too many steps)" "--duration 1e\+300 ms is .* steps .*at most" \
+    -- run good.json --duration 1e300 --out "$T/o6"
+expect_fail "--duration without a value" "option '--duration' needs a value" -- run good.json --duration
+expect_fail "--seed -3" "--seed '-3': not a whole number" -- run good.json --seed -3
+expect_fail "--seed 1.5" "--seed '1\.5': not a whole number" -- run good.json --seed 1.5
+expect_fail "--seed 2^64" "--seed '18446744073709551616': must be below 2\^64" \
+    -- run good.json --seed 18446744073709551616
+expect_fail "unknown option" "unknown option '--frobnicate'" -- run good.json --frobnicate
+expect_fail "unknown short option" "unknown option '-x'" -- run good.json -x
+expect_fail "unknown short option in a cluster" "unknown option '-x'" -- run good.json -xh
+expect_fail "value given to a flag" "option '--json' takes no value" -- run good.json --json=yes
+expect_fail "--chip without a value" "^spikemesh info: option '--chip' needs a value" -- info good.json --chip
+expect_fail "two networks" "unexpected argument 'cuba'" -- run good.json cuba
+expect_fail "unknown subcommand" "^spikemesh: unknown command 'simulate'" -- simulate good.json
+expect_fail "help on an unknown subcommand" "unknown command 'simulate'" -- help simulate
+expect_fail "--chip nosuchpreset" "--chip 'nosuchpreset': no such file or preset \(presets: loihi, small\)" \
+    -- run good.json --chip nosuchpreset
+expect_fail "--chip loihi:0x4" "--chip 'loihi:0x4': mesh sides must be 1 to [0-9]+ tiles" -- run good.json --chip loihi:0x4
+expect_fail "--chip loihi:axb" "--chip 'loihi:axb': the mesh size must be written WxH" -- run good.json --chip loihi:axb
+expect_fail "--chip loihi:4x" "--chip 'loihi:4x': the mesh size must be written WxH" -- run good.json --chip loihi:4x
+expect_fail "--chip loihi:5000x1" "--chip 'loihi:5000x1': mesh sides must be 1 to 4096 tiles" \
+    -- run good.json --chip loihi:5000x1
+expect_fail "--chip file that does not exist" "--chip '.*nochip\.json': cannot read" \
+    -- run good.json --chip "$T/nochip.json"
+expect_fail "presets with an unknown argument" "unknown argument '--frob'" -- presets --frob
+
+# ---------------------------------------------------------------------------------------------------
+# Chip files.
+
+mk chip-no-mesh.json <<'EOF'
+{
+  "name": "nomesh",
+  "cores_per_tile": 4,
+  "core": {"max_neurons": 1024, "synapse_memory_bytes": 131072},
+  "router": {"table_entries": 1024}
+}
+EOF
+expect_fail "chip file without mesh" \
+    'chip-no-mesh\.json:1:1: missing required field "mesh"' -- run good.json --chip chip-no-mesh.json --out "$T/o7"
+
+mk chip-cores-zero.json <<'EOF'
+{
+  "mesh": {"width": 2, "height": 2},
+  "cores_per_tile": 0,
+  "core": {"max_neurons": 1024, "synapse_memory_bytes": 131072},
+  "router": {"table_entries": 1024}
+}
+EOF
+expect_fail "chip cores_per_tile 0" \
+    'chip-cores-zero\.json:3:21: cores_per_tile: must be at least 1, got 0' -- run good.json --chip chip-cores-zero.json
+
+mk chip-cores-many.json <<'EOF'
+{
+  "mesh": {"width": 2, "height": 2},
+  "cores_per_tile": 100,
+  "core": {"max_neurons": 1024, "synapse_memory_bytes": 131072},
+  "router": {"table_entries": 1024}
+}
+EOF
+expect_fail "chip cores_per_tile 100" \
+    'chip-cores-many\.json:3:21: cores_per_tile: must be at most 28, got 100' \
+    -- run good.json --chip chip-cores-many.json
+
+mk chip-width-negative.json <<'EOF'
+{
+  "mesh": {"width": -2, "height": 2},
+  "cores_per_tile": 4,
+  "core": {"max_neurons": 1024, "synapse_memory_bytes": 131072},
+  "router": {"table_entries": 1024}
+}
+EOF
+expect_fail "chip negative mesh width" \
+    'chip-width-negative\.json:2:21: mesh\.width: must be at least 1, got -2' \
+    -- run good.json --chip chip-width-negative.json
+
+mk chip-table-string.json <<'EOF'
+{
+  "mesh": {"width": 2, "height": 2},
+  "cores_per_tile": 4,
+  "core": {"max_neurons": 1024, "synapse_memory_bytes": 131072},
+  "router": {"table_entries": "1024"}
+}
+EOF
+expect_fail "chip table_entries as a string" \
+    'chip-table-string\.json:5:31: router\.table_entries: must be a whole number, not a string' \
+    -- run good.json --chip chip-table-string.json
+
+mk chip-malformed.json <<'EOF'
+{
+  "mesh": {"width": 2, "height": 2},,
+  "cores_per_tile": 4
+}
+EOF
+expect_fail "chip file malformed" 'chip-malformed\.json:2:[0-9]+: malformed JSON' -- info good.json --chip chip-malformed.json
+
+mk chip-unknown-field.json <<'EOF'
+{
+  "mesh": {"width": 2, "height": 2},
+  "cores_per_tile": 4,
+  "core": {"max_neurons": 1024, "synapse_memory_bytes": 131072, "clock_hz": 1000},
+  "router": {"table_entries": 1024}
+}
+EOF
+expect_fail "chip unknown core field" \
+    'chip-unknown-field\.json:4:77: core\.clock_hz: unknown field "clock_hz"' -- info good.json --chip chip-unknown-field.json
+
+mkdir "$T/chipdir"
+expect_fail "chip path that is a directory" 'chipdir: cannot read: it is a directory' -- info good.json --chip "$T/chipdir"
+
+# ---------------------------------------------------------------------------------------------------
+# info.
+
+expect_fail "info without a network" "^spikemesh info: which network\?" -- info
+expect_fail "info with a run-only option" "option '--duration' belongs to 'run'" -- info good.json --duration 5
+expect_fail "info with --out" "option '--out' belongs to 'run'" -- info good.json --out "$T/o8"
+expect_fail "info on a malformed network" '^spikemesh info: malformed\.json:4:[0-9]+: malformed JSON' -- info malformed.json
+expect_fail "info on a network that does not fit" "^spikemesh info: network 'cuba:40000' does not fit chip 'loihi'" \
+    -- info cuba:40000
+expect_fail "info --seed abc" "--seed 'abc': not a whole number" -- info good.json --seed abc
+
+# ---------------------------------------------------------------------------------------------------
+# Help.
+
+expect_help "spikemesh --help" -- --help
+expect_help "spikemesh help" -- help
+expect_help "spikemesh help run" -- help run
+expect_help "spikemesh run --help" -- run --help
+expect_help "spikemesh run -h" -- run -h
+expect_help "spikemesh info --help" -- info --help
+expect_help "spikemesh presets --help" -- presets --help
+
+finish

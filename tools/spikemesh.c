@@ -1,4 +1,5 @@
 /* tools/spikemesh.c: the spikemesh command line: run, info, presets (and --help on each). */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -41,6 +42,9 @@ static const char *const sm_usage_run =
     "  --out DIR          write spikes.csv, traffic.json and summary.json into DIR (created if missing)\n"
     "  --json             print the summary as one JSON object instead of text\n"
     "  --realtime         pace the simulation at one step per dt of wall time; count steps that overran\n"
+    "  --threads N        worker threads (default: one per CPU); results are identical for any N\n"
+    "  --precision P      neuron state in double (default) or single precision\n"
+    "  --profile          print the time spent in each phase of the step (update, route, record)\n"
     "  --progress         always show the progress bar (default: only when stderr is a terminal)\n"
     "  --no-progress      never show it\n"
     "  -h, --help         show this help\n"
@@ -65,47 +69,63 @@ static const char *const sm_usage_presets =
     "\n"
     "Lists the built-in chip presets and their per-core limits.\n";
 
-static int sm_parse_double(const char *opt, const char *arg, double *out)
+static int sm_parse_double(const char *cmd, const char *opt, const char *arg, double *out)
 {
     char *end;
-    errno = 0;
+    /* Decimal only: strtod would also take leading blanks, hexadecimal and "inf"/"nan". An underflow to 0 is
+     * fine; an overflow gives inf. */
     double v = strtod(arg, &end);
-    if (end == arg || *end != '\0' || errno == ERANGE || !isfinite(v)) {
-        fprintf(stderr, "spikemesh: %s '%s': not a finite number\n", opt, arg);
+    if (end == arg || *end != '\0' || !isfinite(v) || strpbrk(arg, "xX") || !(isdigit((unsigned char)arg[0]) ||
+        arg[0] == '.' || arg[0] == '-' || arg[0] == '+')) {
+        fprintf(stderr, "spikemesh %s: %s '%s': not a finite decimal number\n", cmd, opt, arg);
         return -1;
     }
     if (v < 0) {
-        fprintf(stderr, "spikemesh: %s '%s': must not be negative\n", opt, arg);
+        fprintf(stderr, "spikemesh %s: %s '%s': must not be negative\n", cmd, opt, arg);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-static int sm_parse_u64(const char *opt, const char *arg, uint64_t *out)
+static int sm_parse_u64(const char *cmd, const char *opt, const char *arg, uint64_t *out)
 {
     char *end;
     errno = 0;
-    if (arg[0] < '0' || arg[0] > '9') {
-        fprintf(stderr, "spikemesh: %s '%s': not a whole number\n", opt, arg);
+    unsigned long long v = arg[0] >= '0' && arg[0] <= '9' ? strtoull(arg, &end, 10) : 0;
+    if (arg[0] < '0' || arg[0] > '9' || *end != '\0') {
+        fprintf(stderr, "spikemesh %s: %s '%s': not a whole number (0 or more, digits only)\n", cmd, opt, arg);
         return -1;
     }
-    unsigned long long v = strtoull(arg, &end, 10);
-    if (*end != '\0' || errno == ERANGE) {
-        fprintf(stderr, "spikemesh: %s '%s': not a whole number below 2^64\n", opt, arg);
+    if (errno == ERANGE) {
+        fprintf(stderr, "spikemesh %s: %s '%s': must be below 2^64\n", cmd, opt, arg);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-/* A network argument is a file when one exists at that path, else a built-in name. */
-static int sm_load_network(const char *spec, sm_net_t *net, sm_errbuf_t *eb)
+/* A network argument is a file when one exists at that path (or it looks like a path), else a built-in name. */
+static int sm_network_is_file(const char *spec)
 {
     struct stat st;
-    if (stat(spec, &st) == 0 || strchr(spec, '/') || strstr(spec, ".json"))
+    return stat(spec, &st) == 0 || strchr(spec, '/') || strstr(spec, ".json");
+}
+
+static int sm_load_network(const char *spec, sm_net_t *net, sm_errbuf_t *eb)
+{
+    if (sm_network_is_file(spec))
         return sm_net_load(spec, net, eb);
     return sm_net_builtin(spec, net, eb);
+}
+
+/* Deployment errors (does not fit, delays the chip cannot hold) name the network file they come from. */
+static void sm_deploy_error(const char *cmd, const char *network, const sm_errbuf_t *eb)
+{
+    if (sm_network_is_file(network))
+        fprintf(stderr, "spikemesh %s: %s: %s\n", cmd, network, eb->msg);
+    else
+        fprintf(stderr, "spikemesh %s: %s\n", cmd, eb->msg);
 }
 
 static void sm_print_count(const char *label, uint64_t v)
@@ -125,25 +145,31 @@ typedef struct {
     const char *network, *chip, *out;
     double duration;
     uint64_t seed;
-    int json, realtime, progress, help;
+    uint64_t threads;
+    int json, realtime, progress, help, single, profile;
 } sm_cli_t;
 
 static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts)
 {
-    enum { O_CHIP = 1, O_DURATION, O_SEED, O_OUT, O_JSON, O_REALTIME, O_PROGRESS, O_NOPROGRESS };
+    enum { O_CHIP = 1, O_DURATION, O_SEED, O_OUT, O_JSON, O_REALTIME, O_THREADS, O_PRECISION, O_PROFILE, O_PROGRESS,
+           O_NOPROGRESS };
     static const struct option run_opts[] = {
         {"chip", required_argument, 0, O_CHIP},         {"duration", required_argument, 0, O_DURATION},
         {"seed", required_argument, 0, O_SEED},         {"out", required_argument, 0, O_OUT},
         {"json", no_argument, 0, O_JSON},               {"realtime", no_argument, 0, O_REALTIME},
+        {"threads", required_argument, 0, O_THREADS},   {"precision", required_argument, 0, O_PRECISION},
+        {"profile", no_argument, 0, O_PROFILE},
         {"progress", no_argument, 0, O_PROGRESS},       {"no-progress", no_argument, 0, O_NOPROGRESS},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
-    int c;
+    int c, li = -1;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", run_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", run_opts, &li)) != -1) {
         if (!allow_run_opts && (c == O_DURATION || c == O_OUT || c == O_REALTIME || c == O_PROGRESS ||
-                                c == O_NOPROGRESS)) {
-            fprintf(stderr, "spikemesh %s: option '%s' belongs to 'run' (see --help)\n", argv[0], argv[optind - 1]);
+                                c == O_NOPROGRESS || c == O_THREADS || c == O_PRECISION || c == O_PROFILE)) {
+            /* Named from the table: argv[optind - 1] is the option's value when it takes one. */
+            fprintf(stderr, "spikemesh %s: option '--%s' belongs to 'run' (see --help)\n", argv[0],
+                    run_opts[li].name);
             return -1;
         }
         switch (c) {
@@ -151,11 +177,11 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
             cli->chip = optarg;
             break;
         case O_DURATION:
-            if (sm_parse_double("--duration", optarg, &cli->duration))
+            if (sm_parse_double(argv[0], "--duration", optarg, &cli->duration))
                 return -1;
             break;
         case O_SEED:
-            if (sm_parse_u64("--seed", optarg, &cli->seed))
+            if (sm_parse_u64(argv[0], "--seed", optarg, &cli->seed))
                 return -1;
             break;
         case O_OUT:
@@ -170,6 +196,27 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
         case O_PROGRESS:
             cli->progress = 1;
             break;
+        case O_THREADS:
+            if (sm_parse_u64(argv[0], "--threads", optarg, &cli->threads))
+                return -1;
+            if (cli->threads < 1 || cli->threads > 1024) {
+                fprintf(stderr, "spikemesh %s: --threads '%s': must be between 1 and 1024\n", argv[0], optarg);
+                return -1;
+            }
+            break;
+        case O_PRECISION:
+            if (strcmp(optarg, "double") == 0)
+                cli->single = 0;
+            else if (strcmp(optarg, "single") == 0)
+                cli->single = 1;
+            else {
+                fprintf(stderr, "spikemesh %s: --precision '%s': must be double or single\n", argv[0], optarg);
+                return -1;
+            }
+            break;
+        case O_PROFILE:
+            cli->profile = 1;
+            break;
         case O_NOPROGRESS:
             cli->progress = 0;
             break;
@@ -180,7 +227,21 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
             fprintf(stderr, "spikemesh %s: option '%s' needs a value (see --help)\n", argv[0], argv[optind - 1]);
             return -1;
         default:
-            fprintf(stderr, "spikemesh %s: unknown option '%s' (see --help)\n", argv[0], argv[optind - 1]);
+            /* getopt sets optopt to the option's value for a long option given a value it does not take,
+             * to the letter for an unknown short option (then optind may still point at its word), and to 0
+             * for an unknown long option. */
+            if (optopt >= O_CHIP && optopt <= O_NOPROGRESS) {
+                for (const struct option *o = run_opts; o->name; o++)
+                    if (o->val == optopt)
+                        fprintf(stderr, "spikemesh %s: option '--%s' takes no value (see --help)\n", argv[0],
+                                o->name);
+            } else if (optopt == 'h') {
+                fprintf(stderr, "spikemesh %s: option '--help' takes no value\n", argv[0]);
+            } else if (optopt != 0) {
+                fprintf(stderr, "spikemesh %s: unknown option '-%c' (see --help)\n", argv[0], optopt);
+            } else {
+                fprintf(stderr, "spikemesh %s: unknown option '%s' (see --help)\n", argv[0], argv[optind - 1]);
+            }
             return -1;
         }
     }
@@ -221,7 +282,7 @@ static int sm_cmd_run(int argc, char **argv)
         return EXIT_BADINPUT;
     }
     if ((rc = sm_deploy_build(&net, &chip, cli.seed, &dep, &eb)) != 0) {
-        fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        sm_deploy_error("run", cli.network, &eb);
         sm_net_free(&net);
         return EXIT_BADINPUT;
     }
@@ -229,8 +290,22 @@ static int sm_cmd_run(int argc, char **argv)
     sm_run_opts_t ro = {.duration = cli.duration >= 0 ? cli.duration : (net.duration > 0 ? net.duration : 1000.0),
                         .realtime = cli.realtime,
                         .progress = cli.json ? (cli.progress > 0) : cli.progress,
+                        .threads = (uint32_t)cli.threads,
+                        .single = cli.single,
+                        .profile = cli.profile,
                         .out_dir = cli.out,
                         .handle_signals = 1};
+    if (cli.duration < 0 && net.duration > 0 && floor(net.duration / net.dt + 1e-9) > 1e12) {
+        /* Checked here so that the message names the file's duration_ms, not --duration. */
+        fprintf(stderr, "spikemesh run: %s: duration_ms %g is more than 1e12 steps of %g ms, the most supported "
+                "(--duration overrides it)\n", cli.network, net.duration, net.dt);
+        goto done;
+    }
+    if (cli.duration < 0 && net.duration <= 0 && floor(ro.duration / net.dt + 1e-9) > 1e12) {
+        fprintf(stderr, "spikemesh run: %s: the default duration of %g ms is more than 1e12 steps of dt_ms %g, the "
+                "most supported (give --duration)\n", cli.network, ro.duration, net.dt);
+        goto done;
+    }
     if ((rc = sm_sim_create(&sim, &dep, &ro, &eb)) != 0) {
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);
         goto done;
@@ -286,6 +361,10 @@ static int sm_cmd_run(int argc, char **argv)
         }
         printf("  %-15s %.3f s setup, %.3f s loop (%.0f steps per wall second)\n", "wall time", setup,
                st->loop_seconds, st->loop_seconds > 0 ? (double)st->steps / st->loop_seconds : 0.0);
+        printf("  %-15s %u threads, %s precision\n", "workers", st->threads, cli.single ? "single" : "double");
+        if (cli.profile)
+            printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread 0)\n", "profile",
+                   st->phase_seconds[0], st->phase_seconds[1], st->phase_seconds[2]);
         if (cli.realtime)
             printf("  %-15s %llu steps finished late\n", "overruns", (unsigned long long)st->overruns);
         if (cli.out)
@@ -324,7 +403,7 @@ static int sm_cmd_info(int argc, char **argv)
         return EXIT_BADINPUT;
     }
     if (sm_deploy_build(&net, &chip, cli.seed, &dep, &eb) != 0) {
-        fprintf(stderr, "spikemesh info: %s\n", eb.msg);
+        sm_deploy_error("info", cli.network, &eb);
         sm_net_free(&net);
         return EXIT_BADINPUT;
     }
@@ -451,6 +530,7 @@ int main(int argc, char **argv)
         printf("spikemesh %s\n", PACKAGE_VERSION);
         return 0;
     }
-    fprintf(stderr, "spikemesh: unknown command '%s'\n\n%s", cmd, sm_usage_main);
+    fprintf(stderr, "spikemesh: unknown command '%s' (commands: run, info, presets, help; see spikemesh --help)\n",
+            cmd);
     return EXIT_BADINPUT;
 }
