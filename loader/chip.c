@@ -1,5 +1,6 @@
 /* loader/chip.c: chip descriptions: the built-in presets (loihi, small), PRESET:WxH resizing and chip JSON. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ int sm_chip_resolve(const char *spec, sm_chip_t *chip, sm_errbuf_t *eb)
     struct stat st;
     if (stat(spec, &st) == 0)
         return sm_chip_load(spec, chip, eb);
+    int stat_errno = errno;
     size_t blen = colon ? (size_t)(colon - spec) : strlen(spec);
     if (blen >= sizeof base)
         return sm_errorf(eb, SM_ENOENT, "--chip '%s': no such file or preset (presets: loihi, small)", spec);
@@ -60,7 +62,7 @@ int sm_chip_resolve(const char *spec, sm_chip_t *chip, sm_errbuf_t *eb)
     base[blen] = '\0';
     if (sm_chip_preset(base, chip) != 0) {
         if (strchr(spec, '/') || strstr(spec, ".json"))
-            return sm_errorf(eb, SM_EIO, "--chip '%s': cannot read the file", spec);
+            return sm_errorf(eb, SM_EIO, "--chip '%s': cannot read the file: %s", spec, strerror(stat_errno));
         return sm_errorf(eb, SM_ENOENT, "--chip '%s': no such file or preset (presets: loihi, small)", spec);
     }
     if (colon) {

@@ -5,6 +5,7 @@
 # stdout, does not crash or hang (no signal, no sanitizer report) and leaves no --out directory behind.
 # Environment: SPIKEMESH (the built program), SRCDIR (the source tree).
 . "$(dirname "$0")/lib.sh"
+case $SPIKEMESH in /*) ;; *) SPIKEMESH=$(pwd)/$SPIKEMESH ;; esac # the cases run inside the temporary directory
 LC_ALL=C
 export LC_ALL
 
@@ -689,7 +690,7 @@ expect_fail "--chip loihi:axb" "--chip 'loihi:axb': the mesh size must be writte
 expect_fail "--chip loihi:4x" "--chip 'loihi:4x': the mesh size must be written WxH" -- run good.json --chip loihi:4x
 expect_fail "--chip loihi:5000x1" "--chip 'loihi:5000x1': mesh sides must be 1 to 4096 tiles" \
     -- run good.json --chip loihi:5000x1
-expect_fail "--chip file that does not exist" "--chip '.*nochip\.json': cannot read" \
+expect_fail "--chip file that does not exist" "--chip '.*nochip\.json': cannot read the file: No such file or directory" \
     -- run good.json --chip "$T/nochip.json"
 expect_fail "presets with an unknown argument" "unknown argument '--frob'" -- presets --frob
 
@@ -792,6 +793,10 @@ expect_fail "info --seed abc" "--seed 'abc': not a whole number" -- info good.js
 
 expect_help "spikemesh --help" -- --help
 expect_help "spikemesh help" -- help
+expect_help "spikemesh -h" -- -h
+expect_help "spikemesh help --help" -- help --help
+expect_help "spikemesh help info" -- help info
+expect_help "spikemesh help presets" -- help presets
 expect_help "spikemesh help run" -- help run
 expect_help "spikemesh run --help" -- run --help
 expect_help "spikemesh run -h" -- run -h

@@ -512,7 +512,7 @@ int main(int argc, char **argv)
         return sm_cmd_presets(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
-        if (!topic)
+        if (!topic || strcmp(topic, "-h") == 0 || strcmp(topic, "--help") == 0 || strcmp(topic, "help") == 0)
             fputs(sm_usage_main, stdout);
         else if (strcmp(topic, "run") == 0)
             fputs(sm_usage_run, stdout);
