@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "config.h"
@@ -183,6 +184,10 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
         case O_SEED:
             if (sm_parse_u64(argv[0], "--seed", optarg, &cli->seed))
                 return -1;
+            if (cli->seed > (uint64_t)INT64_MAX) { /* seeds are written to JSON as signed 64-bit integers */
+                fprintf(stderr, "spikemesh %s: --seed '%s': must be below 2^63\n", argv[0], optarg);
+                return -1;
+            }
             break;
         case O_OUT:
             cli->out = optarg;
@@ -422,14 +427,22 @@ static int sm_cmd_info(int argc, char **argv)
     }
     uint32_t tiles_used = dep.ncores ? (dep.ncores - 1) / chip.cores_per_tile + 1 : 0;
     if (cli.json) {
-        printf("{\"network\":\"%s\",\"chip\":\"%s\",\"neurons\":%u,\"populations\":%u,\"projections\":%u,"
-               "\"synapses\":%llu,\"synapse_memory_bytes\":%llu,\"cores_used\":%u,\"cores_available\":%u,"
-               "\"tiles_used\":%u,\"max_core_neurons\":%u,\"max_core_synapse_bytes\":%llu,\"max_core_fan_in\":%u,"
-               "\"max_core_fan_out\":%u,\"pieces\":%u,\"table_entries\":%llu,\"max_table_entries\":%u}\n",
-               net.name, chip.name, dep.n, net.npops, net.nprojs, (unsigned long long)dep.nsyn,
-               (unsigned long long)mem, dep.ncores, chip.width * chip.height * chip.cores_per_tile, tiles_used, max_n,
-               (unsigned long long)max_mem, max_fi, max_fo, dep.npieces, (unsigned long long)dep.table_entries,
-               dep.max_table);
+        json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "network",
+                              net.name, "chip", chip.name, "neurons", (json_int_t)dep.n, "populations",
+                              (json_int_t)net.npops, "projections", (json_int_t)net.nprojs, "synapses",
+                              (json_int_t)dep.nsyn, "synapse_memory_bytes", (json_int_t)mem, "cores_used",
+                              (json_int_t)dep.ncores, "cores_available",
+                              (json_int_t)chip.width * chip.height * chip.cores_per_tile, "tiles_used",
+                              (json_int_t)tiles_used, "max_core_neurons", (json_int_t)max_n,
+                              "max_core_synapse_bytes", (json_int_t)max_mem, "max_core_fan_in", (json_int_t)max_fi,
+                              "max_core_fan_out", (json_int_t)max_fo, "pieces", (json_int_t)dep.npieces,
+                              "table_entries", (json_int_t)dep.table_entries, "max_table_entries",
+                              (json_int_t)dep.max_table);
+        char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (txt)
+            puts(txt);
+        free(txt);
+        json_decref(o);
     } else {
         printf("spikemesh info: %s on %s (%ux%u tiles x %u cores), seed %llu\n", net.name, chip.name, chip.width,
                chip.height, chip.cores_per_tile, (unsigned long long)cli.seed);
