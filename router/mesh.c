@@ -33,8 +33,12 @@ int sm_mesh_init(sm_mesh_t *m, uint32_t width, uint32_t height, uint32_t cores_p
 void sm_mesh_free(sm_mesh_t *m)
 {
     if (m->tables) {
-        for (size_t t = 0; t < (size_t)m->width * m->height; t++)
+        for (size_t t = 0; t < (size_t)m->width * m->height; t++) {
             free(m->tables[t].entries);
+            free(m->tables[t].masks);
+            free(m->tables[t].mstart);
+            free(m->tables[t].ikeys);
+        }
     }
     free(m->tables);
     free(m->link_packets);
@@ -95,8 +99,76 @@ uint32_t sm_mesh_xy_path(const sm_mesh_t *m, uint32_t src, uint32_t dst, uint32_
     return hops;
 }
 
+static int sm__u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int sm__u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int sm_table_index(sm_table_t *t)
+{
+    if (t->indexed)
+        return 0;
+    free(t->masks);
+    free(t->mstart);
+    free(t->ikeys);
+    t->masks = malloc(((size_t)t->n + 1) * sizeof *t->masks);
+    t->mstart = malloc(((size_t)t->n + 2) * sizeof *t->mstart);
+    t->ikeys = malloc(((size_t)t->n + 1) * sizeof *t->ikeys);
+    if (!t->masks || !t->mstart || !t->ikeys)
+        return SM_ENOMEM;
+    /* distinct masks */
+    for (uint32_t i = 0; i < t->n; i++)
+        t->masks[i] = t->entries[i].mask;
+    qsort(t->masks, t->n, sizeof *t->masks, sm__u32_cmp);
+    uint32_t nm = 0;
+    for (uint32_t i = 0; i < t->n; i++)
+        if (nm == 0 || t->masks[nm - 1] != t->masks[i])
+            t->masks[nm++] = t->masks[i];
+    t->nmasks = nm;
+    /* group by mask, then sort each group by (key, position) */
+    uint32_t k = 0;
+    for (uint32_t g = 0; g < nm; g++) {
+        t->mstart[g] = k;
+        for (uint32_t i = 0; i < t->n; i++)
+            if (t->entries[i].mask == t->masks[g])
+                t->ikeys[k++] = (uint64_t)t->entries[i].key << 32 | i;
+        qsort(t->ikeys + t->mstart[g], k - t->mstart[g], sizeof *t->ikeys, sm__u64_cmp);
+    }
+    t->mstart[nm] = k;
+    t->indexed = 1;
+    return 0;
+}
+
 int sm_table_lookup(const sm_table_t *t, uint32_t key, uint32_t *route)
 {
+    if (t->indexed) {
+        uint32_t best = UINT32_MAX;
+        for (uint32_t g = 0; g < t->nmasks; g++) {
+            uint64_t want = (uint64_t)(key & t->masks[g]) << 32;
+            uint32_t lo = t->mstart[g], hi = t->mstart[g + 1];
+            while (lo < hi) { /* first element >= want */
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (t->ikeys[mid] < want)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < t->mstart[g + 1] && (t->ikeys[lo] >> 32) == (want >> 32) &&
+                (uint32_t)t->ikeys[lo] < best)
+                best = (uint32_t)t->ikeys[lo];
+        }
+        if (best == UINT32_MAX)
+            return 0;
+        *route = t->entries[best].route;
+        return 1;
+    }
     for (uint32_t i = 0; i < t->n; i++) {
         if ((key & t->entries[i].mask) == t->entries[i].key) {
             *route = t->entries[i].route;
@@ -123,6 +195,7 @@ static int sm__table_add(sm_table_t *t, uint32_t key, uint32_t mask, uint32_t ro
     t->entries[t->n].mask = mask;
     t->entries[t->n].route = route;
     t->n++;
+    t->indexed = 0;
     return 0;
 }
 
@@ -213,6 +286,11 @@ int sm_mesh_route(sm_mesh_t *m, uint32_t src, uint32_t key, uint64_t count, uint
             break;
         }
         m->router_packets[t] += count;
+        if (!m->tables[t].indexed && m->tables[t].n > 8 && sm_table_index(&m->tables[t]) != 0) {
+            rc = sm_errorf(eb, SM_ENOMEM, "out of memory indexing the table of router (%u,%u)", t % m->width,
+                           t / m->width);
+            break;
+        }
         if (!sm_table_lookup(&m->tables[t], key, &r)) {
             if (from == 0) {
                 rc = sm_errorf(eb, SM_EROUTE, "router (%u,%u) has no entry for key 0x%08x injected there",

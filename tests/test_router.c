@@ -196,6 +196,45 @@ static void test_keys_reach(void)
     check_keys_reach("cuba:3000", "loihi");
 }
 
+/* The indexed lookup answers as a first-match scan in order, with overlapping masks and repeated keys. */
+static void test_table_index(void)
+{
+    sm_mesh_t m;
+    CU_ASSERT_EQUAL_FATAL(sm_mesh_init(&m, 1, 1, 1, 4096), 0);
+    sm_table_t *t = &m.tables[0];
+    uint32_t x = 12345;
+    t->entries = malloc(2000 * sizeof *t->entries);
+    for (uint32_t i = 0; i < 2000; i++) {
+        x = x * 1103515245u + 12345u;
+        uint32_t bits = 20 + (x >> 28) % 12; /* masks of 20 to 31 leading ones */
+        uint32_t mask = ~0u << (32 - bits);
+        x = x * 1103515245u + 12345u;
+        t->entries[i].key = (x & 0x00ffffffu) & mask;
+        t->entries[i].mask = mask;
+        t->entries[i].route = i;
+    }
+    t->n = 2000;
+    CU_ASSERT_EQUAL_FATAL(sm_table_index(t), 0);
+    uint32_t mismatches = 0, hits = 0;
+    for (uint32_t k = 0; k < 40000; k++) {
+        x = x * 1103515245u + 12345u;
+        uint32_t key = k < 2000 ? t->entries[k].key | (x & ~t->entries[k].mask) : x & 0x00ffffffu;
+        uint32_t want = UINT32_MAX, got = UINT32_MAX;
+        for (uint32_t i = 0; i < t->n; i++)
+            if ((key & t->entries[i].mask) == t->entries[i].key) {
+                want = t->entries[i].route;
+                break;
+            }
+        if (!sm_table_lookup(t, key, &got))
+            got = UINT32_MAX;
+        mismatches += want != got;
+        hits += want != UINT32_MAX;
+    }
+    CU_ASSERT_EQUAL(mismatches, 0);
+    CU_ASSERT(hits >= 2000);
+    sm_mesh_free(&m);
+}
+
 int sm_test_router_register(void)
 {
     CU_pSuite s = CU_add_suite("router", NULL, NULL);
@@ -203,6 +242,7 @@ int sm_test_router_register(void)
         !CU_add_test(s, "multicast replication and hop counts", test_multicast) ||
         !CU_add_test(s, "default routing", test_default_routing) ||
         !CU_add_test(s, "table capacity", test_table_capacity) ||
+        !CU_add_test(s, "indexed lookup equals first-match scan", test_table_index) ||
         !CU_add_test(s, "every key reaches exactly its cores", test_keys_reach))
         return -1;
     return 0;

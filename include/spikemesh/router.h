@@ -40,6 +40,12 @@ typedef struct {
     sm_route_entry_t *entries;
     uint32_t n;
     uint32_t cap;
+    /* lookup index (sm_table_index): entries grouped by mask, each group sorted by key then position */
+    int indexed;
+    uint32_t nmasks;
+    uint32_t *masks;  /* [nmasks] */
+    uint32_t *mstart; /* [nmasks + 1]: each mask's range in ikeys */
+    uint64_t *ikeys;  /* [n]: key << 32 | entry position */
 } sm_table_t;
 
 /* A width x height mesh; tile (x, y) has index y * width + x, y grows northwards. Counters are totals. */
@@ -66,8 +72,12 @@ uint32_t sm_mesh_neighbor(const sm_mesh_t *m, uint32_t t, int d);
  * entries) and returns the hop count. */
 uint32_t sm_mesh_xy_path(const sm_mesh_t *m, uint32_t src, uint32_t dst, uint32_t *path);
 
-/* First matching entry of a table: returns 1 and sets *route, or 0 when no entry matches. */
+/* First matching entry of a table: returns 1 and sets *route, or 0 when no entry matches. Uses the index
+ * when the table has one (binary search per distinct mask), else scans in order; both give the same
+ * answer. */
 int sm_table_lookup(const sm_table_t *t, uint32_t key, uint32_t *route);
+/* Builds the lookup index of a table (adding an entry drops it). Returns 0 or SM_ENOMEM. */
+int sm_table_index(sm_table_t *t);
 
 /* Adds the multicast tree of one key range (key, mask) from tile src to the given destination cores
  * (global core indices, tile * cores_per_tile + slot) along XY routes. A router the tree only passes
