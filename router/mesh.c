@@ -56,6 +56,21 @@ void sm_mesh_clear_counters(sm_mesh_t *m)
     memset(m->core_packets, 0, tiles * m->cores_per_tile * sizeof *m->core_packets);
 }
 
+void sm_mesh_busiest_link(const sm_mesh_t *m, uint32_t *tile, int *dir, uint64_t *packets)
+{
+    uint32_t tiles = sm_mesh_tiles(m);
+    *tile = 0;
+    *dir = -1;
+    *packets = 0;
+    for (uint32_t t = 0; t < tiles; t++)
+        for (int d = 0; d < SM_NDIRS; d++)
+            if (m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d] > *packets) {
+                *packets = m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d];
+                *tile = t;
+                *dir = d;
+            }
+}
+
 uint32_t sm_mesh_neighbor(const sm_mesh_t *m, uint32_t t, int d)
 {
     uint32_t x = t % m->width, y = t / m->width;

@@ -110,22 +110,6 @@ static json_t *sm__xy(const sm_mesh_t *m, uint32_t t)
 
 static const char *const sm__dir_names[SM_NDIRS] = {"E", "N", "W", "S"};
 
-/* Finds the link with the most packets (the first in tile, direction order on ties). */
-static void sm__busiest(const sm_mesh_t *m, uint32_t *tile, int *dir, uint64_t *packets)
-{
-    uint32_t tiles = sm_mesh_tiles(m);
-    *tile = 0;
-    *dir = -1;
-    *packets = 0;
-    for (uint32_t t = 0; t < tiles; t++)
-        for (int d = 0; d < SM_NDIRS; d++)
-            if (m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d] > *packets) {
-                *packets = m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d];
-                *tile = t;
-                *dir = d;
-            }
-}
-
 static json_t *sm__traffic_json(sm_sim_t *s)
 {
     const sm_deploy_t *d = s->d;
@@ -177,7 +161,7 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
     uint32_t bt;
     int bd;
     uint64_t bp;
-    sm__busiest(&d->mesh, &bt, &bd, &bp);
+    sm_mesh_busiest_link(&d->mesh, &bt, &bd, &bp);
     json_t *busiest = bd < 0 ? json_null()
                              : json_pack("{s:o,s:o,s:s,s:I}", "from", sm__xy(&d->mesh, bt), "to",
                                          sm__xy(&d->mesh, sm_mesh_neighbor(&d->mesh, bt, bd)), "dir",

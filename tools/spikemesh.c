@@ -346,16 +346,10 @@ static int sm_cmd_run(int argc, char **argv)
         sm_print_count("synaptic ops", st->synaptic_ops);
         {
             const sm_mesh_t *m = &dep.mesh;
-            uint64_t best = 0;
-            uint32_t bt = 0;
-            int bd = -1;
-            for (uint32_t t = 0; t < sm_mesh_tiles(m); t++)
-                for (int d = 0; d < SM_NDIRS; d++)
-                    if (m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d] > best) {
-                        best = m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)d];
-                        bt = t;
-                        bd = d;
-                    }
+            uint64_t best;
+            uint32_t bt;
+            int bd;
+            sm_mesh_busiest_link(m, &bt, &bd, &best);
             if (bd >= 0) {
                 uint32_t nb = sm_mesh_neighbor(m, bt, bd);
                 printf("  %-15s (%u,%u) -> (%u,%u): %llu packets\n", "busiest link", bt % m->width, bt / m->width,

@@ -65,6 +65,10 @@ void sm_mesh_clear_counters(sm_mesh_t *m);
 
 static inline uint32_t sm_mesh_tiles(const sm_mesh_t *m) { return m->width * m->height; }
 
+/* The link with the most packets (the first in tile, direction order on ties); *dir = -1 when no packet
+ * crossed any link. */
+void sm_mesh_busiest_link(const sm_mesh_t *m, uint32_t *tile, int *dir, uint64_t *packets);
+
 /* Neighbour of tile t in direction d, or UINT32_MAX at the mesh edge. */
 uint32_t sm_mesh_neighbor(const sm_mesh_t *m, uint32_t t, int d);
 
