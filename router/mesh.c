@@ -20,7 +20,7 @@ int sm_mesh_init(sm_mesh_t *m, uint32_t width, uint32_t height, uint32_t cores_p
     m->link_packets = calloc(tiles * SM_NDIRS, sizeof *m->link_packets);
     m->router_packets = calloc(tiles, sizeof *m->router_packets);
     m->core_packets = calloc(tiles * cores_per_tile, sizeof *m->core_packets);
-    m->scratch = calloc(tiles * 2, sizeof *m->scratch);
+    m->scratch = calloc(tiles * 3 + (size_t)width * 2, sizeof *m->scratch);
     if (!m->tables || !m->link_packets || !m->router_packets || !m->core_packets || !m->scratch) {
         sm_mesh_free(m);
         return SM_ENOMEM;
@@ -217,63 +217,99 @@ static int sm__table_add(sm_table_t *t, uint32_t key, uint32_t mask, uint32_t ro
 int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, const uint32_t *dst_cores,
                      uint32_t ndst, sm_errbuf_t *eb)
 {
-    uint32_t tiles = sm_mesh_tiles(m);
-    uint32_t *route = m->scratch, *indir = m->scratch + tiles;
+    uint32_t tiles = sm_mesh_tiles(m), W = m->width;
+    /* scratch: route word and arrival direction + 1 per tile, the tree's tiles in visiting order, and per
+     * column the lowest and highest destination row (+ 1; 0: none). All zero between calls. */
+    uint32_t *route = m->scratch, *indir = route + tiles, *order = indir + tiles;
+    uint32_t *ylo = order + tiles, *yhi = ylo + W;
+    uint32_t sx = src % W, sy = src / W, xmin = sx, xmax = sx;
     int rc = 0;
     if (src >= tiles)
-        return sm_errorf(eb, SM_EINVAL, "source tile %u is outside the %ux%u mesh", src, m->width, m->height);
-    /* indir[t] = direction of travel into t plus 1 (0: untouched); the source is marked with 5. */
-    indir[src] = 5;
+        return sm_errorf(eb, SM_EINVAL, "source tile %u is outside the %ux%u mesh", src, W, m->height);
     for (uint32_t k = 0; k < ndst; k++) {
-        uint32_t dt = dst_cores[k] / m->cores_per_tile, slot = dst_cores[k] % m->cores_per_tile;
-        if (dt >= tiles)
-            return sm_errorf(eb, SM_EINVAL, "destination core %u is outside the mesh", dst_cores[k]);
-        uint32_t cur = src;
-        int d;
-        while ((d = sm__xy_dir(m, cur, dt)) >= 0) {
-            route[cur] |= SM_ROUTE_LINK(d);
-            cur = sm_mesh_neighbor(m, cur, d);
-            indir[cur] = (uint32_t)d + 1u;
+        uint32_t t = dst_cores[k] / m->cores_per_tile, slot = dst_cores[k] % m->cores_per_tile;
+        if (t >= tiles) {
+            rc = sm_errorf(eb, SM_EINVAL, "destination core %u is outside the mesh", dst_cores[k]);
+            break;
         }
-        route[cur] |= SM_ROUTE_CORE(slot);
+        uint32_t x = t % W, y = t / W;
+        route[t] |= SM_ROUTE_CORE(slot);
+        if (yhi[x] == 0 || y + 1 < ylo[x])
+            ylo[x] = y + 1;
+        if (y + 1 > yhi[x])
+            yhi[x] = y + 1;
+        if (x < xmin)
+            xmin = x;
+        if (x > xmax)
+            xmax = x;
     }
-    /* Walk the tree from the source again to visit exactly the touched routers, in a fixed order. */
-    uint32_t stack_n = 0;
-    uint32_t *stack = malloc((size_t)tiles * sizeof *stack);
-    if (!stack)
-        rc = SM_ENOMEM;
-    else
-        stack[stack_n++] = src;
-    while (rc == 0 && stack_n > 0) {
-        uint32_t t = stack[--stack_n];
-        uint32_t r = route[t];
+    if (rc == 0) {
+        /* XY trees: along the source row first, then up and down each column that holds destinations. */
+        for (uint32_t x = xmin; x <= xmax; x++) {
+            uint32_t t = sy * W + x;
+            if (x > sx) {
+                indir[t] = SM_DIR_E + 1u;
+                if (x < xmax)
+                    route[t] |= SM_ROUTE_LINK(SM_DIR_E);
+            } else if (x < sx) {
+                indir[t] = SM_DIR_W + 1u;
+                if (x > xmin)
+                    route[t] |= SM_ROUTE_LINK(SM_DIR_W);
+            } else {
+                if (xmax > sx)
+                    route[t] |= SM_ROUTE_LINK(SM_DIR_E);
+                if (xmin < sx)
+                    route[t] |= SM_ROUTE_LINK(SM_DIR_W);
+            }
+            if (yhi[x] == 0)
+                continue;
+            if (yhi[x] - 1 > sy) {
+                route[t] |= SM_ROUTE_LINK(SM_DIR_N);
+                for (uint32_t y = sy + 1; y < yhi[x]; y++) {
+                    indir[y * W + x] = SM_DIR_N + 1u;
+                    if (y + 1 < yhi[x])
+                        route[y * W + x] |= SM_ROUTE_LINK(SM_DIR_N);
+                }
+            }
+            if (ylo[x] - 1 < sy) {
+                route[t] |= SM_ROUTE_LINK(SM_DIR_S);
+                for (uint32_t y = sy; y-- > ylo[x] - 1;) {
+                    indir[y * W + x] = SM_DIR_S + 1u;
+                    if (y > ylo[x] - 1)
+                        route[y * W + x] |= SM_ROUTE_LINK(SM_DIR_S);
+                }
+            }
+        }
+    }
+    /* Walk the tree from the source (a fixed order) to add one entry per router that branches or delivers. */
+    uint32_t n = 0, head = 0;
+    if (rc == 0)
+        order[n++] = src;
+    while (head < n) {
+        uint32_t t = order[head++], r = route[t];
         int straight = t != src && r == SM_ROUTE_LINK(indir[t] - 1u);
-        if (!straight) {
+        if (!straight && rc == 0) {
             rc = sm__table_add(&m->tables[t], key, mask, r);
             if (rc == SM_ENOFIT)
-                sm_errorf(eb, SM_ENOFIT,
-                          "router (%u,%u) needs more than %u routing table entries (its capacity)", t % m->width,
-                          t / m->width, m->tables[t].cap);
+                sm_errorf(eb, SM_ENOFIT, "router (%u,%u) needs more than %u routing table entries (its capacity)",
+                          t % W, t / W, m->tables[t].cap);
+            else if (rc == SM_ENOMEM)
+                sm_errorf(eb, SM_ENOMEM, "out of memory for routing tables");
         }
         for (int d = 0; d < SM_NDIRS; d++)
             if (r & SM_ROUTE_LINK(d))
-                stack[stack_n++] = sm_mesh_neighbor(m, t, d);
+                order[n++] = sm_mesh_neighbor(m, t, d);
     }
-    free(stack);
-    /* Clear the scratch along the tree (every touched tile lies on an XY path from src). */
+    /* Clear the scratch: the tree's tiles, destination tiles off the tree (only on error) and the columns. */
+    for (uint32_t i = 0; i < n; i++)
+        route[order[i]] = indir[order[i]] = 0;
     for (uint32_t k = 0; k < ndst; k++) {
-        uint32_t dt = dst_cores[k] / m->cores_per_tile, cur = src;
-        int d;
-        route[cur] = 0;
-        indir[cur] = 0;
-        while ((d = sm__xy_dir(m, cur, dt)) >= 0) {
-            cur = sm_mesh_neighbor(m, cur, d);
-            route[cur] = 0;
-            indir[cur] = 0;
+        uint32_t t = dst_cores[k] / m->cores_per_tile;
+        if (t < tiles) {
+            route[t] = indir[t] = 0;
+            ylo[t % W] = yhi[t % W] = 0;
         }
     }
-    route[src] = 0;
-    indir[src] = 0;
     return rc;
 }
 
