@@ -551,7 +551,7 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
         if (nd == 0)
             continue; /* nothing listens: no table entries */
         /* Destination cores are chip core indices (core c sits at chip core c). */
-        rc = sm_mesh_add_tree(&d->mesh, d->cores[pc->core].tile, pc->key, pc->mask, dst, nd, eb);
+        rc = sm_mesh_add_tree(&d->mesh, d->cores[pc->core].tile, pc->key, pc->mask, dst, nd, &pc->hops, eb);
         if (rc == SM_ENOFIT) {
             char msg[SM_ERRBUF_SIZE];
             snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
@@ -566,16 +566,6 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
     free(dst);
     if (rc)
         return rc;
-    for (uint32_t q = 0; q < np; q++) {
-        uint64_t hops = 0;
-        uint32_t nd = 0;
-        if (pieces[q].ndest == 0)
-            continue;
-        rc = sm_mesh_route(&d->mesh, d->cores[pieces[q].core].tile, pieces[q].key, 0, NULL, &nd, &hops, eb);
-        if (rc)
-            return rc;
-        pieces[q].hops = (uint32_t)hops;
-    }
     uint32_t tiles = sm_mesh_tiles(&d->mesh);
     for (uint32_t t = 0; t < tiles; t++) {
         d->table_entries += d->mesh.tables[t].n;

@@ -215,7 +215,7 @@ static int sm__table_add(sm_table_t *t, uint32_t key, uint32_t mask, uint32_t ro
 }
 
 int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, const uint32_t *dst_cores,
-                     uint32_t ndst, sm_errbuf_t *eb)
+                     uint32_t ndst, uint32_t *links, sm_errbuf_t *eb)
 {
     uint32_t tiles = sm_mesh_tiles(m), W = m->width;
     /* scratch: route word and arrival direction + 1 per tile, the tree's tiles in visiting order, and per
@@ -300,6 +300,8 @@ int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, co
             if (r & SM_ROUTE_LINK(d))
                 order[n++] = sm_mesh_neighbor(m, t, d);
     }
+    if (links) /* every tile of a tree but its root has one incoming link */
+        *links = n ? n - 1 : 0;
     /* Clear the scratch: the tree's tiles, destination tiles off the tree (only on error) and the columns. */
     for (uint32_t i = 0; i < n; i++)
         route[order[i]] = indir[order[i]] = 0;

@@ -70,7 +70,8 @@ static void test_multicast(void)
     uint32_t slots[] = {2, 0, 1, 0, 1}, dst[5];
     for (int k = 0; k < 5; k++)
         dst[k] = dtiles[k] * 3 + slots[k];
-    CU_ASSERT_EQUAL_FATAL(sm_mesh_add_tree(&m, src, 0x400, 0xfffffc00u, dst, 5, NULL), 0);
+    uint32_t links = 0;
+    CU_ASSERT_EQUAL_FATAL(sm_mesh_add_tree(&m, src, 0x400, 0xfffffc00u, dst, 5, &links, NULL), 0);
     uint32_t got[90], ng = 0;
     uint64_t hops = 0;
     CU_ASSERT_EQUAL_FATAL(sm_mesh_route(&m, src, 0x400 + 17, 1, got, &ng, &hops, NULL), 0);
@@ -83,6 +84,7 @@ static void test_multicast(void)
     }
     uint32_t expect = tree_links(&m, src, dtiles, 5);
     CU_ASSERT_EQUAL(hops, expect);
+    CU_ASSERT_EQUAL(links, expect);
     /* One packet per link of the tree: link counters sum to the hop count, each is 0 or 1. */
     uint64_t sum = 0;
     for (uint32_t i = 0; i < sm_mesh_tiles(&m) * SM_NDIRS; i++) {
@@ -109,7 +111,7 @@ static void test_default_routing(void)
     sm_mesh_t m;
     CU_ASSERT_EQUAL_FATAL(sm_mesh_init(&m, 8, 1, 1, 4), 0);
     uint32_t dst = 7;
-    CU_ASSERT_EQUAL_FATAL(sm_mesh_add_tree(&m, 0, 0, 0xffffff00u, &dst, 1, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_mesh_add_tree(&m, 0, 0, 0xffffff00u, &dst, 1, NULL, NULL), 0);
     uint32_t entries = 0;
     for (uint32_t t = 0; t < 8; t++)
         entries += m.tables[t].n;
@@ -131,8 +133,8 @@ static void test_table_capacity(void)
     sm_errbuf_t eb = {0};
     CU_ASSERT_EQUAL_FATAL(sm_mesh_init(&m, 3, 3, 1, 1), 0);
     uint32_t dst = 4; /* centre tile (1,1) */
-    CU_ASSERT_EQUAL(sm_mesh_add_tree(&m, 4, 0x000, 0xffffff00u, &dst, 1, &eb), 0);
-    CU_ASSERT_EQUAL(sm_mesh_add_tree(&m, 4, 0x100, 0xffffff00u, &dst, 1, &eb), SM_ENOFIT);
+    CU_ASSERT_EQUAL(sm_mesh_add_tree(&m, 4, 0x000, 0xffffff00u, &dst, 1, NULL, &eb), 0);
+    CU_ASSERT_EQUAL(sm_mesh_add_tree(&m, 4, 0x100, 0xffffff00u, &dst, 1, NULL, &eb), SM_ENOFIT);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "router (1,1)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "1 routing table"));
     sm_mesh_free(&m);

@@ -85,10 +85,11 @@ int sm_table_index(sm_table_t *t);
 
 /* Adds the multicast tree of one key range (key, mask) from tile src to the given destination cores
  * (global core indices, tile * cores_per_tile + slot) along XY routes. A router the tree only passes
- * straight through gets no entry (default routing). On a full table: SM_ENOFIT, with the router, the entry
+ * straight through gets no entry (default routing). The tree's link count goes to *links (when not
+ * NULL). On a full table: SM_ENOFIT, with the router, the entry
  * count and the capacity in eb. */
 int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, const uint32_t *dst_cores,
-                     uint32_t ndst, sm_errbuf_t *eb);
+                     uint32_t ndst, uint32_t *links, sm_errbuf_t *eb);
 
 /* Routes `count` identical packets with routing key `key` injected at tile src through the tables,
  * replicating where the tree branches, and adds count to every link, router and core counter it touches
