@@ -17,6 +17,8 @@ void sm_deploy_free(sm_deploy_t *d)
     free(d->cores);
     free(d->pieces);
     free(d->piece_of);
+    free(d->trees);
+    free(d->tree_off);
     sm_mesh_free(&d->mesh);
     memset(d, 0, sizeof *d);
 }
@@ -528,6 +530,13 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
         return sm_errorf(eb, SM_ENOMEM, "out of memory");
     }
     memset(mark, 0xff, (size_t)d->ncores * sizeof *mark);
+    uint32_t tiles_all = sm_mesh_tiles(&d->mesh);
+    uint64_t tcap = 1024, tn = 0;
+    uint64_t *tbuf = malloc((size_t)tiles_all * sizeof *tbuf);
+    d->trees = malloc(tcap * sizeof *d->trees);
+    d->tree_off = calloc((size_t)np + 1, sizeof *d->tree_off);
+    if (!tbuf || !d->trees || !d->tree_off)
+        rc = sm_errorf(eb, SM_ENOMEM, "out of memory");
     for (uint32_t q = 0; q < np && rc == 0; q++) {
         sm_piece_t *pc = &pieces[q];
         uint32_t nd = 0;
@@ -548,10 +557,29 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
             }
         }
         pc->ndest = nd;
+        d->tree_off[q] = tn;
+        d->tree_off[q + 1] = tn;
         if (nd == 0)
             continue; /* nothing listens: no table entries */
         /* Destination cores are chip core indices (core c sits at chip core c). */
-        rc = sm_mesh_add_tree(&d->mesh, d->cores[pc->core].tile, pc->key, pc->mask, dst, nd, &pc->hops, eb);
+        uint32_t nt = 0;
+        rc = sm_mesh_add_tree(&d->mesh, d->cores[pc->core].tile, pc->key, pc->mask, dst, nd, tbuf, &nt, eb);
+        if (rc == 0) {
+            pc->hops = nt - 1; /* every router of the tree but its root has one incoming link */
+            if (tn + nt > tcap) {
+                while (tn + nt > tcap)
+                    tcap *= 2;
+                uint64_t *nt_ = realloc(d->trees, tcap * sizeof *nt_);
+                if (!nt_) {
+                    rc = sm_errorf(eb, SM_ENOMEM, "out of memory for the multicast trees");
+                    break;
+                }
+                d->trees = nt_;
+            }
+            memcpy(d->trees + tn, tbuf, (size_t)nt * sizeof *tbuf);
+            tn += nt;
+            d->tree_off[q + 1] = tn;
+        }
         if (rc == SM_ENOFIT) {
             char msg[SM_ERRBUF_SIZE];
             snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
@@ -564,8 +592,14 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
     }
     free(mark);
     free(dst);
+    free(tbuf);
     if (rc)
         return rc;
+    if (tn < tcap) { /* give back the slack */
+        uint64_t *t = realloc(d->trees, (tn ? tn : 1) * sizeof *t);
+        if (t)
+            d->trees = t;
+    }
     uint32_t tiles = sm_mesh_tiles(&d->mesh);
     for (uint32_t t = 0; t < tiles; t++) {
         d->table_entries += d->mesh.tables[t].n;

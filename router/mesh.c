@@ -114,16 +114,16 @@ uint32_t sm_mesh_xy_path(const sm_mesh_t *m, uint32_t src, uint32_t dst, uint32_
     return hops;
 }
 
-static int sm__u64_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int sm__u32_cmp(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Open-addressing hash of a masked key into a group of 2^bits slots. */
+static inline uint32_t sm__thash(uint32_t key, uint32_t bits)
+{
+    return bits ? (uint32_t)((key * 0x9e3779b1u) >> (32u - bits)) : 0u;
 }
 
 int sm_table_index(sm_table_t *t)
@@ -133,12 +133,15 @@ int sm_table_index(sm_table_t *t)
     free(t->masks);
     free(t->mstart);
     free(t->ikeys);
+    t->ikeys = NULL;
     t->masks = malloc(((size_t)t->n + 1) * sizeof *t->masks);
     t->mstart = malloc(((size_t)t->n + 2) * sizeof *t->mstart);
-    t->ikeys = malloc(((size_t)t->n + 1) * sizeof *t->ikeys);
-    if (!t->masks || !t->mstart || !t->ikeys)
+    uint32_t *count = calloc((size_t)t->n + 1, sizeof *count);
+    if (!t->masks || !t->mstart || !count) {
+        free(count);
         return SM_ENOMEM;
-    /* distinct masks */
+    }
+    /* distinct masks, in sorted order */
     for (uint32_t i = 0; i < t->n; i++)
         t->masks[i] = t->entries[i].mask;
     qsort(t->masks, t->n, sizeof *t->masks, sm__u32_cmp);
@@ -147,16 +150,50 @@ int sm_table_index(sm_table_t *t)
         if (nm == 0 || t->masks[nm - 1] != t->masks[i])
             t->masks[nm++] = t->masks[i];
     t->nmasks = nm;
-    /* group by mask, then sort each group by (key, position) */
-    uint32_t k = 0;
-    for (uint32_t g = 0; g < nm; g++) {
-        t->mstart[g] = k;
-        for (uint32_t i = 0; i < t->n; i++)
-            if (t->entries[i].mask == t->masks[g])
-                t->ikeys[k++] = (uint64_t)t->entries[i].key << 32 | i;
-        qsort(t->ikeys + t->mstart[g], k - t->mstart[g], sizeof *t->ikeys, sm__u64_cmp);
+    /* one hash group per mask, at least twice as many slots as entries */
+    for (uint32_t i = 0; i < t->n; i++) {
+        uint32_t lo = 0, hi = nm;
+        while (hi - lo > 1) {
+            uint32_t mid = (lo + hi) / 2;
+            if (t->masks[mid] <= t->entries[i].mask)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        count[lo]++;
     }
-    t->mstart[nm] = k;
+    size_t total = 0;
+    for (uint32_t g = 0; g < nm; g++) {
+        uint32_t bits = 1;
+        while ((1ull << bits) < 2ull * count[g])
+            bits++;
+        t->mstart[g] = (uint32_t)total;
+        count[g] = bits; /* reuse: the group's size in bits */
+        total += (size_t)1 << bits;
+    }
+    t->mstart[nm] = (uint32_t)total;
+    t->ikeys = calloc(total ? total : 1, sizeof *t->ikeys);
+    if (!t->ikeys || total > UINT32_MAX) {
+        free(count);
+        return SM_ENOMEM;
+    }
+    /* insert in table order; the first entry of a masked key wins (first-match semantics) */
+    for (uint32_t i = 0; i < t->n; i++) {
+        uint32_t g = 0;
+        while (t->masks[g] != t->entries[i].mask)
+            g++;
+        uint32_t bits = count[g], size = 1u << bits, k = t->entries[i].key;
+        uint64_t *slot = t->ikeys + t->mstart[g];
+        for (uint32_t h = sm__thash(k, bits);; h = (h + 1) & (size - 1)) {
+            if (slot[h] == 0) {
+                slot[h] = (uint64_t)k << 32 | (i + 1u);
+                break;
+            }
+            if ((uint32_t)(slot[h] >> 32) == k)
+                break;
+        }
+    }
+    free(count);
     t->indexed = 1;
     return 0;
 }
@@ -166,18 +203,17 @@ int sm_table_lookup(const sm_table_t *t, uint32_t key, uint32_t *route)
     if (t->indexed) {
         uint32_t best = UINT32_MAX;
         for (uint32_t g = 0; g < t->nmasks; g++) {
-            uint64_t want = (uint64_t)(key & t->masks[g]) << 32;
-            uint32_t lo = t->mstart[g], hi = t->mstart[g + 1];
-            while (lo < hi) { /* first element >= want */
-                uint32_t mid = lo + (hi - lo) / 2;
-                if (t->ikeys[mid] < want)
-                    lo = mid + 1;
-                else
-                    hi = mid;
+            uint32_t k = key & t->masks[g], size = t->mstart[g + 1] - t->mstart[g], bits = 0;
+            const uint64_t *slot = t->ikeys + t->mstart[g];
+            while ((1u << bits) < size)
+                bits++;
+            for (uint32_t h = sm__thash(k, bits); slot[h] != 0; h = (h + 1) & (size - 1)) {
+                if ((uint32_t)(slot[h] >> 32) == k) {
+                    if ((uint32_t)slot[h] - 1u < best)
+                        best = (uint32_t)slot[h] - 1u;
+                    break;
+                }
             }
-            if (lo < t->mstart[g + 1] && (t->ikeys[lo] >> 32) == (want >> 32) &&
-                (uint32_t)t->ikeys[lo] < best)
-                best = (uint32_t)t->ikeys[lo];
         }
         if (best == UINT32_MAX)
             return 0;
@@ -215,7 +251,7 @@ static int sm__table_add(sm_table_t *t, uint32_t key, uint32_t mask, uint32_t ro
 }
 
 int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, const uint32_t *dst_cores,
-                     uint32_t ndst, uint32_t *links, sm_errbuf_t *eb)
+                     uint32_t ndst, uint64_t *tree, uint32_t *ntree, sm_errbuf_t *eb)
 {
     uint32_t tiles = sm_mesh_tiles(m), W = m->width;
     /* scratch: route word and arrival direction + 1 per tile, the tree's tiles in visiting order, and per
@@ -300,8 +336,11 @@ int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, co
             if (r & SM_ROUTE_LINK(d))
                 order[n++] = sm_mesh_neighbor(m, t, d);
     }
-    if (links) /* every tile of a tree but its root has one incoming link */
-        *links = n ? n - 1 : 0;
+    if (tree)
+        for (uint32_t i = 0; i < n; i++)
+            tree[i] = (uint64_t)order[i] << 32 | route[order[i]];
+    if (ntree)
+        *ntree = n;
     /* Clear the scratch: the tree's tiles, destination tiles off the tree (only on error) and the columns. */
     for (uint32_t i = 0; i < n; i++)
         route[order[i]] = indir[order[i]] = 0;
@@ -313,6 +352,20 @@ int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, co
         }
     }
     return rc;
+}
+
+void sm_mesh_count_tree(sm_mesh_t *m, const uint64_t *tree, uint32_t n, uint64_t count)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t t = (uint32_t)(tree[i] >> 32), r = (uint32_t)tree[i];
+        m->router_packets[t] += count;
+        for (uint32_t d = 0; d < SM_NDIRS; d++)
+            if (r & SM_ROUTE_LINK(d))
+                m->link_packets[(size_t)t * SM_NDIRS + d] += count;
+        for (uint32_t c = 0; c < m->cores_per_tile; c++)
+            if (r & SM_ROUTE_CORE(c))
+                m->core_packets[(size_t)t * m->cores_per_tile + c] += count;
+    }
 }
 
 int sm_mesh_route(sm_mesh_t *m, uint32_t src, uint32_t key, uint64_t count, uint32_t *dst, uint32_t *ndst,

@@ -397,7 +397,8 @@ void sm__fold(sm_sim_t *s)
             s->stats.packets += c;
             s->stats.hops += c * pc->hops;
             s->stats.deliveries += c * pc->ndest;
-            sm_mesh_route((sm_mesh_t *)&d->mesh, d->cores[pc->core].tile, pc->key, c, NULL, NULL, NULL, NULL);
+            sm_mesh_count_tree((sm_mesh_t *)&d->mesh, d->trees + d->tree_off[q],
+                               (uint32_t)(d->tree_off[q + 1] - d->tree_off[q]), c);
         }
         s->piece_pending[q] = 0;
     }

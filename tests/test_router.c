@@ -70,8 +70,9 @@ static void test_multicast(void)
     uint32_t slots[] = {2, 0, 1, 0, 1}, dst[5];
     for (int k = 0; k < 5; k++)
         dst[k] = dtiles[k] * 3 + slots[k];
-    uint32_t links = 0;
-    CU_ASSERT_EQUAL_FATAL(sm_mesh_add_tree(&m, src, 0x400, 0xfffffc00u, dst, 5, &links, NULL), 0);
+    uint32_t ntree = 0;
+    uint64_t tree[30];
+    CU_ASSERT_EQUAL_FATAL(sm_mesh_add_tree(&m, src, 0x400, 0xfffffc00u, dst, 5, tree, &ntree, NULL), 0);
     uint32_t got[90], ng = 0;
     uint64_t hops = 0;
     CU_ASSERT_EQUAL_FATAL(sm_mesh_route(&m, src, 0x400 + 17, 1, got, &ng, &hops, NULL), 0);
@@ -84,7 +85,7 @@ static void test_multicast(void)
     }
     uint32_t expect = tree_links(&m, src, dtiles, 5);
     CU_ASSERT_EQUAL(hops, expect);
-    CU_ASSERT_EQUAL(links, expect);
+    CU_ASSERT_EQUAL(ntree, expect + 1);
     /* One packet per link of the tree: link counters sum to the hop count, each is 0 or 1. */
     uint64_t sum = 0;
     for (uint32_t i = 0; i < sm_mesh_tiles(&m) * SM_NDIRS; i++) {
@@ -100,6 +101,21 @@ static void test_multicast(void)
         sum += m.link_packets[i];
     CU_ASSERT_EQUAL(sum, 1000u * expect);
     CU_ASSERT_EQUAL(m.core_packets[dst[0]], 1000);
+    /* Counting along the recorded tree gives the same counters as routing through the tables. */
+    size_t nl = sm_mesh_tiles(&m) * SM_NDIRS, nr = sm_mesh_tiles(&m), nc = nr * 3;
+    uint64_t *links = malloc(nl * sizeof *links), *routers = malloc(nr * sizeof *routers);
+    uint64_t *cores = malloc(nc * sizeof *cores);
+    memcpy(links, m.link_packets, nl * sizeof *links);
+    memcpy(routers, m.router_packets, nr * sizeof *routers);
+    memcpy(cores, m.core_packets, nc * sizeof *cores);
+    sm_mesh_clear_counters(&m);
+    sm_mesh_count_tree(&m, tree, ntree, 1000);
+    CU_ASSERT_EQUAL(memcmp(links, m.link_packets, nl * sizeof *links), 0);
+    CU_ASSERT_EQUAL(memcmp(routers, m.router_packets, nr * sizeof *routers), 0);
+    CU_ASSERT_EQUAL(memcmp(cores, m.core_packets, nc * sizeof *cores), 0);
+    free(links);
+    free(routers);
+    free(cores);
     /* A key outside the range is not routed from the source. */
     CU_ASSERT_EQUAL(sm_mesh_route(&m, src, 0x800, 1, NULL, &ng, &hops, NULL), SM_EROUTE);
     sm_mesh_free(&m);
@@ -111,7 +127,7 @@ static void test_default_routing(void)
     sm_mesh_t m;
     CU_ASSERT_EQUAL_FATAL(sm_mesh_init(&m, 8, 1, 1, 4), 0);
     uint32_t dst = 7;
-    CU_ASSERT_EQUAL_FATAL(sm_mesh_add_tree(&m, 0, 0, 0xffffff00u, &dst, 1, NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_mesh_add_tree(&m, 0, 0, 0xffffff00u, &dst, 1, NULL, NULL, NULL), 0);
     uint32_t entries = 0;
     for (uint32_t t = 0; t < 8; t++)
         entries += m.tables[t].n;
@@ -133,8 +149,8 @@ static void test_table_capacity(void)
     sm_errbuf_t eb = {0};
     CU_ASSERT_EQUAL_FATAL(sm_mesh_init(&m, 3, 3, 1, 1), 0);
     uint32_t dst = 4; /* centre tile (1,1) */
-    CU_ASSERT_EQUAL(sm_mesh_add_tree(&m, 4, 0x000, 0xffffff00u, &dst, 1, NULL, &eb), 0);
-    CU_ASSERT_EQUAL(sm_mesh_add_tree(&m, 4, 0x100, 0xffffff00u, &dst, 1, NULL, &eb), SM_ENOFIT);
+    CU_ASSERT_EQUAL(sm_mesh_add_tree(&m, 4, 0x000, 0xffffff00u, &dst, 1, NULL, NULL, &eb), 0);
+    CU_ASSERT_EQUAL(sm_mesh_add_tree(&m, 4, 0x100, 0xffffff00u, &dst, 1, NULL, NULL, &eb), SM_ENOFIT);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "router (1,1)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "1 routing table"));
     sm_mesh_free(&m);

@@ -112,6 +112,8 @@ typedef struct {
     uint32_t *piece_of;   /* [n]: piece of each neuron */
     uint32_t key_bits;    /* low key bits that index a neuron within its piece */
     sm_mesh_t mesh;       /* routing tables filled */
+    uint64_t *trees;      /* each piece's multicast tree as recorded by sm_mesh_add_tree */
+    uint64_t *tree_off;   /* [npieces + 1]: piece q's tree is trees[tree_off[q] .. tree_off[q+1]) */
     uint64_t table_entries; /* entries in all routers */
     uint32_t max_table;   /* fullest router's entries */
 } sm_deploy_t;

@@ -40,12 +40,12 @@ typedef struct {
     sm_route_entry_t *entries;
     uint32_t n;
     uint32_t cap;
-    /* lookup index (sm_table_index): entries grouped by mask, each group sorted by key then position */
+    /* lookup index (sm_table_index): one open-addressing hash per distinct mask */
     int indexed;
     uint32_t nmasks;
-    uint32_t *masks;  /* [nmasks] */
-    uint32_t *mstart; /* [nmasks + 1]: each mask's range in ikeys */
-    uint64_t *ikeys;  /* [n]: key << 32 | entry position */
+    uint32_t *masks;  /* [nmasks], increasing */
+    uint32_t *mstart; /* [nmasks + 1]: each mask's slots in ikeys (a power of two each) */
+    uint64_t *ikeys;  /* slots: key << 32 | (first entry position + 1), 0 when empty */
 } sm_table_t;
 
 /* A width x height mesh; tile (x, y) has index y * width + x, y grows northwards. Counters are totals. */
@@ -77,7 +77,7 @@ uint32_t sm_mesh_neighbor(const sm_mesh_t *m, uint32_t t, int d);
 uint32_t sm_mesh_xy_path(const sm_mesh_t *m, uint32_t src, uint32_t dst, uint32_t *path);
 
 /* First matching entry of a table: returns 1 and sets *route, or 0 when no entry matches. Uses the index
- * when the table has one (binary search per distinct mask), else scans in order; both give the same
+ * when the table has one (a hash probe per distinct mask), else scans in order; both give the same
  * answer. */
 int sm_table_lookup(const sm_table_t *t, uint32_t key, uint32_t *route);
 /* Builds the lookup index of a table (adding an entry drops it). Returns 0 or SM_ENOMEM. */
@@ -85,11 +85,16 @@ int sm_table_index(sm_table_t *t);
 
 /* Adds the multicast tree of one key range (key, mask) from tile src to the given destination cores
  * (global core indices, tile * cores_per_tile + slot) along XY routes. A router the tree only passes
- * straight through gets no entry (default routing). The tree's link count goes to *links (when not
- * NULL). On a full table: SM_ENOFIT, with the router, the entry
- * count and the capacity in eb. */
+ * straight through gets no entry (default routing). The tree itself, one word per router on it
+ * (tile << 32 | route word, the root first), goes to tree (when not NULL: room for every tile) and the
+ * number of its routers to *ntree (its links: one fewer). On a full table: SM_ENOFIT, with the router, the
+ * entry count and the capacity in eb. */
 int sm_mesh_add_tree(sm_mesh_t *m, uint32_t src, uint32_t key, uint32_t mask, const uint32_t *dst_cores,
-                     uint32_t ndst, uint32_t *links, sm_errbuf_t *eb);
+                     uint32_t ndst, uint64_t *tree, uint32_t *ntree, sm_errbuf_t *eb);
+
+/* Adds `count` packets along a tree recorded by sm_mesh_add_tree to the router, link and core counters:
+ * the same counts as routing them through the tables, without the lookups. */
+void sm_mesh_count_tree(sm_mesh_t *m, const uint64_t *tree, uint32_t n, uint64_t count);
 
 /* Routes `count` identical packets with routing key `key` injected at tile src through the tables,
  * replicating where the tree branches, and adds count to every link, router and core counter it touches
