@@ -16,10 +16,17 @@
 static const sm_chip_t sm__presets[] = {
     {.name = "loihi", .width = 8, .height = 4, .cores_per_tile = 4, .max_neurons = 1024,
      .synapse_memory = 128 * 1024, .synapse_bytes = 4, .max_fan_in = 4096, .max_fan_out = 4096,
-     .table_entries = 1024, .max_delay_steps = 62},
+     .table_entries = 1024, .max_delay_steps = 62,
+     /* Hop costs: 4.1 ns east-west and 6.5 ns north-south per hop (Davies et al. 2018, Table 2), rounded up to
+      * cycles of a 1 GHz router clock; one-flit spike packets on one-flit links; input buffers of 4 packets
+      * and no drops (Loihi's mesh applies backpressure) are this model's assumptions. */
+     .noc = {.kind = SM_NOC_IQ, .buffer_depth = 4, .packet_flits = 1, .link_flits = 1, .hop_cycles_ew = 5,
+             .hop_cycles_ns = 7, .drop_after = 0, .reinject = 0}},
     {.name = "small", .width = 2, .height = 2, .cores_per_tile = 2, .max_neurons = 256,
      .synapse_memory = 64 * 1024, .synapse_bytes = 4, .max_fan_in = 1024, .max_fan_out = 4096,
-     .table_entries = 256, .max_delay_steps = 16},
+     .table_entries = 256, .max_delay_steps = 16,
+     .noc = {.kind = SM_NOC_IQ, .buffer_depth = 2, .packet_flits = 1, .link_flits = 1, .hop_cycles_ew = 1,
+             .hop_cycles_ns = 1, .drop_after = 0, .reinject = 0}},
 };
 static const char *const sm__preset_names[] = {"loihi", "small"};
 static const char *const sm__preset_about[] = {
@@ -100,7 +107,9 @@ int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
     static const char *const mkeys[] = {"width", "height", NULL};
     static const char *const ckeys[] = {"max_neurons", "synapse_memory_bytes", "synapse_bytes", "max_fan_in",
                                         "max_fan_out", "max_delay_steps", NULL};
-    static const char *const rkeys[] = {"table_entries", NULL};
+    static const char *const rkeys[] = {"table_entries",  "model",         "buffer_depth",  "packet_flits",
+                                        "link_flits_per_cycle", "hop_cycles_ew", "hop_cycles_ns",
+                                        "drop_after_cycles", "reinject", NULL};
     char *text;
     size_t len;
     json_t *root = NULL, *o;
@@ -169,6 +178,38 @@ int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
                 (rc = sm__chip_uint(&cx, o, "table_entries", 1, 1u << 24, 1, 1, &v)) != 0)
                 goto out;
             chip->table_entries = (uint32_t)v;
+            const char *model;
+            int reinject;
+            if ((rc = sm__jget_str(&cx, o, "model", 0, "iq", &model)) != 0)
+                goto out;
+            if (strcmp(model, "iq") == 0 || strcmp(model, "ideal") == 0) {
+                chip->noc.kind = model[1] == 'q' ? SM_NOC_IQ : SM_NOC_IDEAL;
+            } else {
+                sm__jpush_key(&cx, "model");
+                rc = sm__jerr(&cx, SM_ENOENT, "unknown router model \"%.40s\" (known: iq, ideal)", model);
+                goto out;
+            }
+            if ((rc = sm__chip_uint(&cx, o, "buffer_depth", 1, 1u << 20, 4, 0, &v)) != 0)
+                goto out;
+            chip->noc.buffer_depth = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "packet_flits", 1, 1024, 1, 0, &v)) != 0)
+                goto out;
+            chip->noc.packet_flits = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "link_flits_per_cycle", 1, 1024, 1, 0, &v)) != 0)
+                goto out;
+            chip->noc.link_flits = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "hop_cycles_ew", 1, 1u << 20, 1, 0, &v)) != 0)
+                goto out;
+            chip->noc.hop_cycles_ew = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "hop_cycles_ns", 1, 1u << 20, 1, 0, &v)) != 0)
+                goto out;
+            chip->noc.hop_cycles_ns = (uint32_t)v;
+            if ((rc = sm__chip_uint(&cx, o, "drop_after_cycles", 0, UINT64_C(1) << 40, 0, 0, &v)) != 0)
+                goto out;
+            chip->noc.drop_after = v;
+            if ((rc = sm__jget_bool(&cx, o, "reinject", 0, 0, &reinject)) != 0)
+                goto out;
+            chip->noc.reinject = reinject;
         }
         sm__jpop(&cx);
     }

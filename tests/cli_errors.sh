@@ -693,6 +693,15 @@ expect_fail "--chip loihi:5000x1" "--chip 'loihi:5000x1': mesh sides must be 1 t
 expect_fail "--chip file that does not exist" "--chip '.*nochip\.json': cannot read the file: No such file or directory" \
     -- run good.json --chip "$T/nochip.json"
 expect_fail "presets with an unknown argument" "unknown argument '--frob'" -- presets --frob
+expect_fail "traffic: unknown pattern" "--pattern 'zigzag': unknown" -- traffic --pattern zigzag
+expect_fail "traffic: rate above 1" "--rate '2': must be at most 1" -- traffic --rate 2
+expect_fail "traffic: negative rate" "--rate '-0.1': must not be negative" -- traffic --rate -0.1
+expect_fail "traffic: malformed mesh" "--mesh '0x3': must be WxH" -- traffic --mesh 0x3
+expect_fail "traffic: unknown router" "--router 'wormhole': must be ideal or iq" -- traffic --router wormhole
+expect_fail "traffic: transpose on a rectangle" "transpose traffic needs a square mesh" -- traffic --mesh 4x3 --pattern transpose
+expect_fail "traffic: zero buffer depth" "--buffer-depth '0': must be between 1" -- traffic --buffer-depth 0
+expect_fail "traffic: too few cycles" "--cycles '5': must be between 100" -- traffic --cycles 5
+expect_fail "traffic: unwritable histogram" "--latency-csv '/nonexistent/x.csv': cannot write" -- traffic --mesh 2x2 --cycles 100 --latency-csv /nonexistent/x.csv
 
 # ---------------------------------------------------------------------------------------------------
 # Chip files.

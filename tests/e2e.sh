@@ -78,4 +78,14 @@ check "info cuba --json" [ "$(json_num "$tmp/i.json" neurons)" = 4000 ]
 check "info and run agree on cores" [ "$(json_num "$tmp/i.json" cores_used)" = "$(json_num "$tmp/a.json" cores_used)" ]
 "$SPIKEMESH" presets >"$tmp/pr.txt"
 check "presets lists loihi and small" sh -c "grep -q '^loihi' '$tmp/pr.txt' && grep -q '^small' '$tmp/pr.txt'"
+# traffic: synthetic traffic on the cycle-level mesh
+"$SPIKEMESH" traffic --mesh 6x6 --pattern uniform --rate 0.1 --cycles 2000 --json >"$tmp/t.json"
+check "traffic exits 0" [ $? -eq 0 ]
+for key in mean_latency_cycles p99_latency_cycles mean_hops accepted_rate offered_rate; do
+    check "traffic --json has $key" grep -q "\"$key\":" "$tmp/t.json"
+done
+"$SPIKEMESH" traffic --mesh 6x6 --router ideal --sweep --cycles 1000 --json >"$tmp/ts.json"
+check "traffic --sweep reports a saturation rate" grep -q '"saturation_rate":0\.[1-9]' "$tmp/ts.json"
+"$SPIKEMESH" traffic --mesh 4x4 --rate 0.2 --cycles 1000 --latency-csv "$tmp/lat.csv" >/dev/null
+check "traffic --latency-csv writes a histogram" sh -c "head -n 1 '$tmp/lat.csv' | grep -q '^latency_cycles,packets$' && [ \$(wc -l <'$tmp/lat.csv') -gt 2 ]"
 finish

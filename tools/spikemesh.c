@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "tools/cli.h"
 #include "spikemesh/spikemesh.h"
 
 #define EXIT_BADINPUT 2
@@ -25,6 +26,7 @@ static const char *const sm_usage_main =
     "  run [NETWORK]     simulate a network on a chip and print a summary (default: the built-in cuba)\n"
     "  info NETWORK      sizes, synapses, cores, memory and routing tables a network needs on a chip\n"
     "  presets           list the built-in chip presets\n"
+    "  traffic           synthetic traffic on the cycle-level mesh model: latency, throughput, saturation\n"
     "  help [COMMAND]    show help for a command\n"
     "\n"
     "NETWORK is a network JSON file (docs/network-format.md) or a built-in network: cuba (4000 neurons)\n"
@@ -69,42 +71,6 @@ static const char *const sm_usage_presets =
     "usage: spikemesh presets [--json]\n"
     "\n"
     "Lists the built-in chip presets and their per-core limits.\n";
-
-static int sm_parse_double(const char *cmd, const char *opt, const char *arg, double *out)
-{
-    char *end;
-    /* Decimal only: strtod would also take leading blanks, hexadecimal and "inf"/"nan". An underflow to 0 is
-     * fine; an overflow gives inf. */
-    double v = strtod(arg, &end);
-    if (end == arg || *end != '\0' || !isfinite(v) || strpbrk(arg, "xX") || !(isdigit((unsigned char)arg[0]) ||
-        arg[0] == '.' || arg[0] == '-' || arg[0] == '+')) {
-        fprintf(stderr, "spikemesh %s: %s '%s': not a finite decimal number\n", cmd, opt, arg);
-        return -1;
-    }
-    if (v < 0) {
-        fprintf(stderr, "spikemesh %s: %s '%s': must not be negative\n", cmd, opt, arg);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int sm_parse_u64(const char *cmd, const char *opt, const char *arg, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = arg[0] >= '0' && arg[0] <= '9' ? strtoull(arg, &end, 10) : 0;
-    if (arg[0] < '0' || arg[0] > '9' || *end != '\0') {
-        fprintf(stderr, "spikemesh %s: %s '%s': not a whole number (0 or more, digits only)\n", cmd, opt, arg);
-        return -1;
-    }
-    if (errno == ERANGE) {
-        fprintf(stderr, "spikemesh %s: %s '%s': must be below 2^64\n", cmd, opt, arg);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 /* A network argument is a file when one exists at that path (or it looks like a path), else a built-in name. */
 static int sm_network_is_file(const char *spec)
@@ -178,11 +144,11 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
             cli->chip = optarg;
             break;
         case O_DURATION:
-            if (sm_parse_double(argv[0], "--duration", optarg, &cli->duration))
+            if (sm_cli_double(argv[0], "--duration", optarg, &cli->duration))
                 return -1;
             break;
         case O_SEED:
-            if (sm_parse_u64(argv[0], "--seed", optarg, &cli->seed))
+            if (sm_cli_u64(argv[0], "--seed", optarg, &cli->seed))
                 return -1;
             if (cli->seed > (uint64_t)INT64_MAX) { /* seeds are written to JSON as signed 64-bit integers */
                 fprintf(stderr, "spikemesh %s: --seed '%s': must be below 2^63\n", argv[0], optarg);
@@ -202,7 +168,7 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
             cli->progress = 1;
             break;
         case O_THREADS:
-            if (sm_parse_u64(argv[0], "--threads", optarg, &cli->threads))
+            if (sm_cli_u64(argv[0], "--threads", optarg, &cli->threads))
                 return -1;
             if (cli->threads < 1 || cli->threads > 1024) {
                 fprintf(stderr, "spikemesh %s: --threads '%s': must be between 1 and 1024\n", argv[0], optarg);
@@ -517,6 +483,8 @@ int main(int argc, char **argv)
         return sm_cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "presets") == 0)
         return sm_cmd_presets(argc - 1, argv + 1);
+    if (strcmp(cmd, "traffic") == 0)
+        return sm_cmd_traffic(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
         if (!topic || strcmp(topic, "-h") == 0 || strcmp(topic, "--help") == 0 || strcmp(topic, "help") == 0)

@@ -55,6 +55,7 @@ typedef enum {
     SM_STREAM_INIT = 2,    /* a = 0, b = global neuron id */
     SM_STREAM_POISSON = 3, /* a = global neuron id, b = step (low 32 bits), counter = step >> 32 */
     SM_STREAM_WEIGHT = 4,  /* a = projection index, b = presynaptic neuron */
+    SM_STREAM_TRAFFIC = 5, /* a = tile, b = cycle (low 32 bits), counter = cycle >> 32 */
     SM_STREAM_USER = 16
 } sm_stream_t;
 

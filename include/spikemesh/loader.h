@@ -74,6 +74,7 @@ typedef struct {
     uint32_t max_fan_out;         /* distinct (neuron, destination core) pairs per core */
     uint32_t table_entries;       /* routing table capacity per router */
     uint32_t max_delay_steps;     /* longest synaptic delay a core's ring buffer holds */
+    sm_noc_params_t noc;          /* the routers and links of the cycle-level mesh model */
 } sm_chip_t;
 
 /* "loihi", "small", either with ":WxH" to resize the mesh, or a chip JSON file. */

@@ -104,6 +104,96 @@ void sm_mesh_count_tree(sm_mesh_t *m, const uint64_t *tree, uint32_t n, uint64_t
 int sm_mesh_route(sm_mesh_t *m, uint32_t src, uint32_t key, uint64_t count, uint32_t *dst, uint32_t *ndst,
                   uint64_t *hops, sm_errbuf_t *eb);
 
+/* ---- cycle-level network-on-chip model (router/noc.c) ---- */
+
+typedef enum {
+    SM_NOC_IQ = 0,    /* input-queued: finite input buffers, round-robin output arbitration, backpressure */
+    SM_NOC_IDEAL = 1  /* output-queued with unbounded buffers: only link bandwidth limits throughput */
+} sm_noc_kind_t;
+
+/* Router and link parameters, in router cycles and flits. */
+typedef struct {
+    sm_noc_kind_t kind;
+    uint32_t buffer_depth;   /* packets per input buffer (iq) */
+    uint32_t packet_flits;   /* flits per packet */
+    uint32_t link_flits;     /* flits a link carries per cycle */
+    uint32_t hop_cycles_ew;  /* cycles from a grant at one router to the head being ready at the next, east-west */
+    uint32_t hop_cycles_ns;  /* the same, north-south */
+    uint64_t drop_after;     /* a packet blocked this many cycles is dropped (0: never) */
+    int reinject;            /* 1: a dropped packet goes back into its router's injection queue */
+} sm_noc_params_t;
+
+/* Counters of one output port (links 0..3, ejection 4) of one router. */
+typedef struct {
+    uint64_t packets, flits, busy_cycles, stall_cycles, drops;
+} sm_noc_port_t;
+
+typedef struct sm_noc sm_noc_t;
+
+/* A cycle-level model of the mesh m (which supplies size and, for multicast keys, the routing tables).
+ * Returns 0, SM_EINVAL on bad parameters (with a message) or SM_ENOMEM. */
+int sm_noc_create(sm_noc_t **out, sm_mesh_t *m, const sm_noc_params_t *p, sm_errbuf_t *eb);
+void sm_noc_destroy(sm_noc_t *n);
+
+/* Injects a unicast packet at tile src for tile dst, or a multicast packet with routing key `key`
+ * (dst = UINT32_MAX), at the current cycle. `tag` is returned with its deliveries. */
+int sm_noc_inject(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_t tag);
+
+/* Delivery callback: a packet (tag) reached `ncores` cores of tile `tile` after `latency` cycles, having
+ * crossed `hops` links. */
+typedef void (*sm_noc_deliver_cb)(void *ctx, uint64_t tag, uint32_t tile, uint32_t ncores, uint64_t latency,
+                                  uint32_t hops);
+void sm_noc_on_deliver(sm_noc_t *n, sm_noc_deliver_cb cb, void *ctx);
+
+/* Advances one cycle: arbitration, link transfers, ejection, drops. */
+void sm_noc_cycle(sm_noc_t *n);
+/* Cycles until every packet in flight is delivered or dropped, at most max_cycles; returns cycles run. */
+uint64_t sm_noc_drain(sm_noc_t *n, uint64_t max_cycles);
+
+uint64_t sm_noc_now(const sm_noc_t *n);
+uint64_t sm_noc_in_flight(const sm_noc_t *n);
+
+/* Totals: destination copies injected (sent), delivered, dropped; link traversals; re-injections. */
+typedef struct {
+    uint64_t sent, delivered, dropped, link_traversals, reinjected, packets_injected;
+} sm_noc_totals_t;
+sm_noc_totals_t sm_noc_totals(const sm_noc_t *n);
+/* Port counters of router t (5 ports: E, N, W, S, eject) and its peak input-queue occupancy. */
+const sm_noc_port_t *sm_noc_ports(const sm_noc_t *n, uint32_t t);
+uint32_t sm_noc_peak_queue(const sm_noc_t *n, uint32_t t);
+
+/* Synthetic traffic as in BookSim2: every tile injects Bernoulli(rate) unicast packets per cycle. */
+typedef enum {
+    SM_PAT_UNIFORM, SM_PAT_TRANSPOSE, SM_PAT_BITCOMP, SM_PAT_TORNADO, SM_PAT_HOTSPOT, SM_PAT_NEIGHBOR
+} sm_pattern_t;
+
+int sm_pattern_parse(const char *name, sm_pattern_t *p);
+const char *sm_pattern_name(sm_pattern_t p);
+/* Destination tile of a packet from src under pattern p on a w x h mesh; r is a uniform 32-bit draw.
+ * Returns UINT32_MAX when the pattern maps src to itself (such tiles do not inject). */
+uint32_t sm_pattern_dest(sm_pattern_t p, uint32_t w, uint32_t h, uint32_t src, uint32_t r);
+
+typedef struct {
+    double offered;        /* packets per node per cycle */
+    double accepted;       /* delivered per injecting node per cycle in the measurement window */
+    double mean_latency;   /* cycles, over packets created in the window */
+    double p99_latency;
+    double mean_hops;
+    double zero_load_latency; /* cycles: the mean of hops x hop cycles + serialization over the same packets */
+    uint64_t measured;     /* packets created in the window */
+    uint64_t unfinished;   /* of those, not delivered when the run ended */
+    uint64_t packet_hops;  /* link traversals simulated */
+    uint64_t in_flight;    /* packets left in the mesh after the final drain (0 unless it deadlocked) */
+    int saturated;         /* did not drain, accepts less than offered, or latency 5x zero-load */
+    sm_noc_totals_t totals;
+} sm_traffic_result_t;
+
+/* Runs `cycles` cycles of traffic (the first fifth is warm-up), then keeps injecting while the window's
+ * packets drain (at most 4 x cycles more). latencies (optional) receives the window's latencies, malloc'd. */
+int sm_traffic_run(uint32_t w, uint32_t h, const sm_noc_params_t *p, sm_pattern_t pat, double rate,
+                   uint64_t cycles, uint64_t seed, sm_traffic_result_t *res, uint64_t **latencies,
+                   uint64_t *nlat, sm_errbuf_t *eb);
+
 #ifdef __cplusplus
 }
 #endif
