@@ -1,5 +1,5 @@
-/* cores/lif.c: leaky integrate-and-fire neurons with current-based exponential synapses, integrated exactly
- * per step, and Poisson source neurons. */
+/* cores/lif.c: leaky integrate-and-fire neurons with current-based exponential synapses and their variants,
+ * integrated exactly per step; Poisson sources and spike sources that replay a list. */
 #include <math.h>
 
 #include "spikemesh/core.h"
@@ -35,6 +35,39 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
     if (rs > 1e9)
         return sm_errorf(eb, SM_ERANGE, "refractory period of %g ms is more than 1e9 steps", p->t_ref);
     c->ref_steps = (int32_t)rs;
+
+    /* The general form (docs/nir.md); for the CUBA model it is the same system, but the CUBA kernel keeps its own
+     * arithmetic, so only populations with a variant set use it. */
+    c->general = p->delta || p->no_leak || p->no_spike || p->stateless;
+    c->spiking = !p->no_spike;
+    c->cu = -expm1(-dt * a);
+    c->v_base = c->v_inf;
+    c->dsyn = 1.0;
+    if (!c->general)
+        return 0;
+    if (p->stateless && !p->delta)
+        return sm_errorf(eb, SM_EINVAL, "a stateless neuron must have delta synapses");
+    if (p->stateless) {
+        c->pm = 0.0;
+        c->cu = 1.0;
+    } else if (p->no_leak) {
+        c->pm = 1.0;
+        c->cu = dt * a;
+        c->v_base = p->i_bias;
+    }
+    if (p->delta) {
+        /* A weight moves v at the start of the step; the jump then decays with the membrane (or is all there is
+         * of v, when stateless). */
+        c->ce = c->ci = p->stateless ? 1.0 : c->pm;
+        c->pe = c->pi = 0.0;
+        c->dsyn = 0.0;
+    } else if (p->no_leak) {
+        /* v(t+dt) gets g0 * a * integral_0^dt exp(-b s) ds = g0 * a * dt * expm1(x) / x, x = -b dt. */
+        x = -dt / p->tau_e;
+        c->ce = a * dt * expm1(x) / x;
+        x = -dt / p->tau_i;
+        c->ci = a * dt * expm1(x) / x;
+    }
     return 0;
 }
 
@@ -97,6 +130,78 @@ SM__LIF_KERNEL(sm_core_lif_step, double, 1)
 SM__LIF_KERNEL(sm_core_lif_step_direct, double, 0)
 SM__LIF_KERNEL(sm_core_lif_step_f32, float, 1)
 SM__LIF_KERNEL(sm_core_lif_step_f32_direct, float, 0)
+
+/* The general form of the step (variants: delta synapses, no leak, no spike, stateless, per-neuron drive); same
+ * structure as the CUBA kernel above. */
+#define SM__LIFX_KERNEL(NAME, T, RING)                                                                         \
+    SM__CLONES uint32_t NAME(const sm_lif_consts_t *c, const double *restrict drive, uint32_t n, T *restrict v, \
+                             T *restrict ge, T *restrict gi, int32_t *restrict ref, T *restrict in_e,          \
+                             T *restrict in_i, uint32_t base, uint32_t *restrict spikes)                       \
+    {                                                                                                         \
+        const T pm = (T)c->pm, pe = (T)c->pe, pi = (T)c->pi, ce = (T)c->ce, ci = (T)c->ci, cu = (T)c->cu;     \
+        const T vb = (T)c->v_base, ds = (T)c->dsyn, v_th = (T)c->v_thresh, v_reset = (T)c->v_reset;           \
+        const int32_t mark = c->ref_steps + 1, spiking = c->spiking != 0;                                     \
+        uint32_t ns = 0;                                                                                      \
+        (void)in_e;                                                                                           \
+        (void)in_i;                                                                                           \
+        for (uint32_t b0 = 0; b0 < n; b0 += 64) {                                                             \
+            uint32_t b1 = n - b0 > 64 ? b0 + 64 : n;                                                          \
+            int32_t fired = 0;                                                                                \
+            for (uint32_t i = b0; i < b1; i++) {                                                              \
+                T e = ge[i], g = gi[i];                                                                       \
+                if (RING) {                                                                                   \
+                    e += in_e[i];                                                                             \
+                    g += in_i[i];                                                                             \
+                    in_e[i] = 0;                                                                              \
+                    in_i[i] = 0;                                                                              \
+                }                                                                                             \
+                T dr = drive ? (T)drive[i] : (T)0;                                                            \
+                T h = e - ds * dr;                                                                            \
+                int32_t q = ref[i];                                                                           \
+                q = q > 0 ? q - 1 : 0;                                                                        \
+                T vo = v[i];                                                                                  \
+                T vi = pm * vo + cu * (vb + dr) + ce * h + ci * g;                                            \
+                int32_t free_ = q <= 1;                                                                       \
+                T vn = free_ ? vi : vo;                                                                       \
+                int32_t s = spiking & free_ & (vn > v_th);                                                    \
+                v[i] = s ? v_reset : vn;                                                                      \
+                ref[i] = s ? mark : q;                                                                        \
+                ge[i] = ds * dr + pe * h;                                                                     \
+                gi[i] = g * pi;                                                                               \
+                fired |= s;                                                                                   \
+            }                                                                                                 \
+            if (fired)                                                                                        \
+                for (uint32_t i = b0; i < b1; i++)                                                            \
+                    if (ref[i] == mark)                                                                       \
+                        spikes[ns++] = base + i;                                                              \
+        }                                                                                                     \
+        return ns;                                                                                            \
+    }
+
+SM__LIFX_KERNEL(sm_core_lifx_step, double, 1)
+SM__LIFX_KERNEL(sm_core_lifx_step_direct, double, 0)
+SM__LIFX_KERNEL(sm_core_lifx_step_f32, float, 1)
+SM__LIFX_KERNEL(sm_core_lifx_step_f32_direct, float, 0)
+
+uint32_t sm_core_source_step(const sm_input_spike_t *ev, uint64_t nev, uint64_t step, uint32_t lo, uint32_t n,
+                             uint32_t base, uint32_t *restrict spikes)
+{
+    uint64_t a = 0, b = nev;
+    uint32_t ns = 0;
+    while (a < b) { /* the first spike at (step, lo) or later */
+        uint64_t m = a + (b - a) / 2;
+        if (ev[m].step < step || (ev[m].step == step && ev[m].neuron < lo))
+            a = m + 1;
+        else
+            b = m;
+    }
+    for (; a < nev && ev[a].step == step && ev[a].neuron - lo < n; a++) {
+        uint32_t id = base + (ev[a].neuron - lo);
+        if (ns == 0 || spikes[ns - 1] != id) /* a neuron spikes at most once per step */
+            spikes[ns++] = id;
+    }
+    return ns;
+}
 
 uint32_t sm_core_poisson_step(double p_spike, uint64_t seed, uint32_t n, uint32_t base, uint64_t step,
                               uint32_t *restrict spikes)

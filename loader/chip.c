@@ -21,12 +21,27 @@ static const sm_chip_t sm__presets[] = {
       * cycles of a 1 GHz router clock; one-flit spike packets on one-flit links; input buffers of 4 packets
       * and no drops (Loihi's mesh applies backpressure) are this model's assumptions. */
      .noc = {.kind = SM_NOC_IQ, .buffer_depth = 4, .packet_flits = 1, .link_flits = 1, .hop_cycles_ew = 5,
-             .hop_cycles_ns = 7, .drop_after = 0, .reinject = 0}},
+             .hop_cycles_ns = 7, .drop_after = 0, .reinject = 0},
+     /* Davies et al., IEEE Micro 38(1) 2018, Table 2 (pre-silicon figures): 23.6 pJ / 3.5 ns per synaptic
+      * operation, 120 pJ / 6.1 ns per synaptic update, 81 pJ / 8.4 ns per active and 52 pJ / 5.3 ns per inactive
+      * neuron update, 1.7 pJ / 2.1 ns per spike within a tile, 3.0 pJ / 4.1 ns per east-west hop, 4.0 pJ /
+      * 6.5 ns per north-south hop, barrier synchronisation 113 ns (1 tile) to 465 ns (32 tiles). The barrier is
+      * modelled as growing with the mesh diameter: 113 ns + 35.2 ns per hop of the 8x4 mesh's diameter of 10.
+      * Static power is not given there and is left at 0; the 1 ns router clock is this model's assumption. */
+     .costs = {.neuron_active_pj = 81.0, .neuron_active_ns = 8.4, .neuron_idle_pj = 52.0, .neuron_idle_ns = 5.3,
+               .syn_op_pj = 23.6, .syn_op_ns = 3.5, .syn_update_pj = 120.0, .syn_update_ns = 6.1,
+               .spike_tile_pj = 1.7, .spike_tile_ns = 2.1, .hop_ew_pj = 3.0, .hop_ew_ns = 4.1, .hop_ns_pj = 4.0,
+               .hop_ns_ns = 6.5, .barrier_ns = 113.0, .barrier_hop_ns = 35.2, .static_w = 0.0, .cycle_ns = 1.0}},
     {.name = "small", .width = 2, .height = 2, .cores_per_tile = 2, .max_neurons = 256,
      .synapse_memory = 64 * 1024, .synapse_bytes = 4, .max_fan_in = 1024, .max_fan_out = 4096,
      .table_entries = 256, .max_delay_steps = 16,
      .noc = {.kind = SM_NOC_IQ, .buffer_depth = 2, .packet_flits = 1, .link_flits = 1, .hop_cycles_ew = 1,
-             .hop_cycles_ns = 1, .drop_after = 0, .reinject = 0}},
+             .hop_cycles_ns = 1, .drop_after = 0, .reinject = 0},
+     /* the test chip takes Loihi's per-operation figures */
+     .costs = {.neuron_active_pj = 81.0, .neuron_active_ns = 8.4, .neuron_idle_pj = 52.0, .neuron_idle_ns = 5.3,
+               .syn_op_pj = 23.6, .syn_op_ns = 3.5, .syn_update_pj = 120.0, .syn_update_ns = 6.1,
+               .spike_tile_pj = 1.7, .spike_tile_ns = 2.1, .hop_ew_pj = 3.0, .hop_ew_ns = 4.1, .hop_ns_pj = 4.0,
+               .hop_ns_ns = 6.5, .barrier_ns = 113.0, .barrier_hop_ns = 35.2, .static_w = 0.0, .cycle_ns = 1.0}},
 };
 static const char *const sm__preset_names[] = {"loihi", "small"};
 static const char *const sm__preset_about[] = {
@@ -103,7 +118,7 @@ static int sm__chip_uint(sm__jctx_t *cx, json_t *obj, const char *key, uint64_t 
 
 int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
 {
-    static const char *const keys[] = {"name", "mesh", "cores_per_tile", "core", "router", NULL};
+    static const char *const keys[] = {"name", "mesh", "cores_per_tile", "core", "router", "costs", NULL};
     static const char *const mkeys[] = {"width", "height", NULL};
     static const char *const ckeys[] = {"max_neurons", "synapse_memory_bytes", "synapse_bytes", "max_fan_in",
                                         "max_fan_out", "max_delay_steps", NULL};
@@ -212,6 +227,46 @@ int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
             chip->noc.reinject = reinject;
         }
         sm__jpop(&cx);
+    }
+    {
+        /* Optional per-operation costs: absent fields keep the loihi preset's values. */
+        static const char *const names[] = {
+            "neuron_active_pj", "neuron_active_ns", "neuron_idle_pj", "neuron_idle_ns", "syn_op_pj", "syn_op_ns",
+            "syn_update_pj", "syn_update_ns", "spike_tile_pj", "spike_tile_ns", "hop_ew_pj", "hop_ew_ns",
+            "hop_ns_pj", "hop_ns_ns", "barrier_ns", "barrier_hop_ns", "static_w", "cycle_ns", NULL};
+        sm_chip_t loihi;
+        sm_chip_preset("loihi", &loihi);
+        chip->costs = loihi.costs;
+        double *fields[] = {&chip->costs.neuron_active_pj, &chip->costs.neuron_active_ns,
+                            &chip->costs.neuron_idle_pj,   &chip->costs.neuron_idle_ns,
+                            &chip->costs.syn_op_pj,        &chip->costs.syn_op_ns,
+                            &chip->costs.syn_update_pj,    &chip->costs.syn_update_ns,
+                            &chip->costs.spike_tile_pj,    &chip->costs.spike_tile_ns,
+                            &chip->costs.hop_ew_pj,        &chip->costs.hop_ew_ns,
+                            &chip->costs.hop_ns_pj,        &chip->costs.hop_ns_ns,
+                            &chip->costs.barrier_ns,       &chip->costs.barrier_hop_ns,
+                            &chip->costs.static_w,         &chip->costs.cycle_ns};
+        o = json_object_get(root, "costs");
+        if (o) {
+            sm__jpush_key(&cx, "costs");
+            if (!json_is_object(o)) {
+                rc = sm__jerr(&cx, SM_EPARSE, "must be an object of per-operation costs");
+                goto out;
+            }
+            if ((rc = sm__jcheck_keys(&cx, o, names)) != 0)
+                goto out;
+            for (int k = 0; names[k]; k++) {
+                if ((rc = sm__jget_num(&cx, o, names[k], 0, *fields[k], fields[k])) != 0)
+                    goto out;
+                if (*fields[k] < 0 || (k == 17 && *fields[k] <= 0)) {
+                    sm__jpush_key(&cx, names[k]);
+                    rc = sm__jerr(&cx, SM_ERANGE, "must be %s, got %g", k == 17 ? "positive" : "zero or positive",
+                                  *fields[k]);
+                    goto out;
+                }
+            }
+            sm__jpop(&cx);
+        }
     }
 out:
     json_decref(root);

@@ -23,9 +23,26 @@ void sm_net_free(sm_net_t *net)
         free(net->projs[k].pairs);
         free(net->projs[k].weights);
     }
+    for (uint32_t k = 0; net->pops && k < net->npops; k++) {
+        free(net->pops[k].drive);
+        free(net->pops[k].spikes);
+    }
     free(net->pops);
     free(net->projs);
     memset(net, 0, sizeof *net);
+}
+
+const char *sm_pop_model_name(const sm_pop_t *pop)
+{
+    switch (pop->model) {
+    case SM_MODEL_LIF:
+        return pop->lif.no_spike ? "li" : "lif";
+    case SM_MODEL_POISSON:
+        return "poisson";
+    case SM_MODEL_SPIKE_SOURCE:
+        return "spike_source";
+    }
+    return "?";
 }
 
 static int sm__valid_name(const char *s)
@@ -250,7 +267,7 @@ static int sm__parse_proj(sm__jctx_t *cx, json_t *jp, const sm_net_t *net, sm_pr
     if (net->pops[ipost].model != SM_MODEL_LIF) {
         sm__jpush_key(cx, "post");
         rc = sm__jerr(cx, SM_EINVAL, "population \"%s\" is a %s source and cannot receive synapses", post,
-                      "poisson");
+                      sm_pop_model_name(&net->pops[ipost]));
         sm__jpop(cx);
         return rc;
     }

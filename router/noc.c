@@ -33,7 +33,7 @@ struct sm_noc {
     uint32_t *rr;        /* [tiles * 5]: round-robin pointer of each output */
     sm_noc_port_t *ports;/* [tiles * 5] */
     uint32_t *peak;      /* [tiles] */
-    uint64_t now, live;
+    uint64_t now, live, last_delivery;
     sm_noc_totals_t tot;
     sm_noc_deliver_cb cb;
     void *ctx;
@@ -119,6 +119,7 @@ void sm_noc_on_deliver(sm_noc_t *n, sm_noc_deliver_cb cb, void *ctx)
 
 uint64_t sm_noc_now(const sm_noc_t *n) { return n->now; }
 uint64_t sm_noc_in_flight(const sm_noc_t *n) { return n->live; }
+uint64_t sm_noc_last_delivery(const sm_noc_t *n) { return n->last_delivery; }
 sm_noc_totals_t sm_noc_totals(const sm_noc_t *n) { return n->tot; }
 const sm_noc_port_t *sm_noc_ports(const sm_noc_t *n, uint32_t t) { return n->ports + (size_t)t * SM__PORTS; }
 uint32_t sm_noc_peak_queue(const sm_noc_t *n, uint32_t t) { return n->peak[t]; }
@@ -214,6 +215,11 @@ static int sm__enqueue(sm_noc_t *n, uint32_t i, uint32_t port)
 
 int sm_noc_inject(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_t tag)
 {
+    return sm_noc_inject_copies(n, src, dst, key, tag, UINT64_MAX);
+}
+
+int sm_noc_inject_copies(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_t tag, uint64_t copies)
+{
     if (src >= n->tiles || (dst != UINT32_MAX && dst >= n->tiles))
         return SM_EINVAL;
     uint32_t i = sm__alloc(n);
@@ -228,7 +234,8 @@ int sm_noc_inject(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_
     p->key = key;
     n->live++;
     sm__route_here(n, p);
-    uint64_t copies = dst != UINT32_MAX ? 1u : sm__dests_below(n, src, p->outs, p->cores, key);
+    if (copies == UINT64_MAX)
+        copies = dst != UINT32_MAX ? 1u : sm__dests_below(n, src, p->outs, p->cores, key);
     n->tot.sent += copies;
     n->tot.packets_injected++;
     if (p->outs == 0) { /* nowhere to go */
@@ -256,6 +263,8 @@ static void sm__send(sm_noc_t *n, uint32_t i, uint32_t o)
     if (o == SM__EJECT) {
         uint32_t nc = (uint32_t)__builtin_popcount(p->cores);
         n->tot.delivered += nc;
+        if (n->now + n->ser > n->last_delivery)
+            n->last_delivery = n->now + n->ser;
         if (n->cb)
             n->cb(n->ctx, p->tag, p->tile, nc, n->now + n->ser - p->created, p->hops);
         return;

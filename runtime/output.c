@@ -112,6 +112,8 @@ static const char *const sm__dir_names[SM_NDIRS] = {"E", "N", "W", "S"};
 
 static json_t *sm__traffic_json(sm_sim_t *s)
 {
+    sm_timing_t tm;
+    int timed = sm_sim_timing(s, &tm) == 0;
     const sm_deploy_t *d = s->d;
     const sm_mesh_t *m = &d->mesh;
     uint32_t tiles = sm_mesh_tiles(m);
@@ -124,11 +126,22 @@ static json_t *sm__traffic_json(sm_sim_t *s)
             json_array_append_new(links, json_pack("{s:o,s:o,s:s,s:I}", "from", sm__xy(m, t), "to", sm__xy(m, nb),
                                                    "dir", sm__dir_names[dd], "packets",
                                                    (json_int_t)m->link_packets[(size_t)t * SM_NDIRS + (uint32_t)dd]));
+            if (timed && tm.noc) { /* the cycle-level mesh's own counters of this link */
+                const sm_noc_port_t *pt = sm_noc_ports(tm.noc, t) + dd;
+                json_object_set_new(json_array_get(links, json_array_size(links) - 1), "cycle_model",
+                                    json_pack("{s:I,s:I,s:I,s:I,s:I}", "packets", (json_int_t)pt->packets, "flits",
+                                              (json_int_t)pt->flits, "busy_cycles", (json_int_t)pt->busy_cycles,
+                                              "stall_cycles", (json_int_t)pt->stall_cycles, "drops",
+                                              (json_int_t)pt->drops));
+            }
         }
         json_array_append_new(routers, json_pack("{s:I,s:I,s:I,s:I}", "x", (json_int_t)(t % m->width), "y",
                                                  (json_int_t)(t / m->width), "packets",
                                                  (json_int_t)m->router_packets[t], "table_entries",
                                                  (json_int_t)m->tables[t].n));
+        if (timed && tm.noc)
+            json_object_set_new(json_array_get(routers, json_array_size(routers) - 1), "peak_queue_packets",
+                                json_integer((json_int_t)sm_noc_peak_queue(tm.noc, t)));
     }
     for (uint32_t c = 0; c < d->ncores; c++) {
         const sm_core_t *co = &d->cores[c];
@@ -139,6 +152,12 @@ static json_t *sm__traffic_json(sm_sim_t *s)
                              (json_int_t)co->fan_in, "neuron_updates", (json_int_t)s->cc[c].neuron_updates,
                              "synaptic_ops", (json_int_t)s->cc[c].synaptic_ops, "spikes_sent",
                              (json_int_t)s->cc[c].spikes_sent, "packets_in", (json_int_t)s->cc[c].packets_in));
+        if (timed) {
+            json_t *last = json_array_get(cores, json_array_size(cores) - 1);
+            json_object_set_new(last, "active_updates", json_integer((json_int_t)s->cc[c].active_updates));
+            json_object_set_new(last, "modelled_busy_ns", json_real(tm.core_busy_ns[c]));
+            json_object_set_new(last, "energy_joules", json_real(tm.core_energy_pj[c] * 1e-12));
+        }
     }
     return json_pack("{s:{s:I,s:I,s:I},s:o,s:o,s:o}", "mesh", "width", (json_int_t)m->width, "height",
                      (json_int_t)m->height, "cores_per_tile", (json_int_t)m->cores_per_tile, "links", links,
@@ -182,6 +201,34 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
         s->stats.interrupted, "overruns", (json_int_t)s->stats.overruns);
     if (!o)
         return NULL;
+    sm_timing_t tm;
+    if (sm_sim_timing(s, &tm) == 0) {
+        static const char *const kinds[SM_ENERGY_KINDS] = {"neuron_active", "neuron_idle", "synaptic_op",
+                                                           "spike_in_tile", "hop_east_west", "hop_north_south",
+                                                           "static"};
+        json_t *slow = json_array(), *by = json_object();
+        for (uint32_t k = 0; k < tm.nslowest; k++)
+            json_array_append_new(slow, json_pack("{s:I,s:f,s:I,s:f,s:f,s:f}", "step", (json_int_t)tm.slowest[k].step,
+                                                  "total_ns", tm.slowest[k].total_ns, "slowest_core",
+                                                  (json_int_t)tm.slowest[k].core, "core_ns", tm.slowest[k].core_ns,
+                                                  "mesh_drain_ns", tm.slowest[k].drain_ns, "barrier_ns",
+                                                  tm.slowest[k].barrier_ns));
+        for (int k = 0; k < SM_ENERGY_KINDS; k++)
+            json_object_set_new(by, kinds[k], json_real(tm.energy_pj[k] * 1e-12));
+        json_object_set_new(
+            o, "timing",
+            json_pack("{s:s,s:I,s:f,s:{s:f,s:f,s:f,s:f,s:f},s:f,s:I,s:I,s:I,s:o}", "mesh_model",
+                      tm.cycle_model ? "cycle" : "zero-load", "steps", (json_int_t)tm.steps, "total_seconds",
+                      tm.total_ns * 1e-9, "step_ns", "mean", tm.mean_ns, "min", tm.min_ns, "p50", tm.p50_ns, "p99",
+                      tm.p99_ns, "max", tm.max_ns, "barrier_ns", tm.barrier_ns, "core_bound_steps",
+                      (json_int_t)tm.core_bound_steps, "mesh_bound_steps", (json_int_t)tm.mesh_bound_steps,
+                      "steps_over_dt", (json_int_t)tm.steps_over_dt, "slowest_steps", slow));
+        json_object_set_new(o, "energy",
+                            json_pack("{s:f,s:f,s:o}", "total_joules", tm.total_energy_pj * 1e-12,
+                                      "per_step_joules",
+                                      tm.steps ? tm.total_energy_pj * 1e-12 / (double)tm.steps : 0.0, "by_kind_joules",
+                                      by));
+    }
     json_object_set_new(o, "threads", json_integer(s->stats.threads));
     json_object_set_new(o, "precision", json_string(s->opts.single ? "single" : "double"));
     if (s->opts.profile)

@@ -25,6 +25,12 @@ static void sm__free_state(sm_sim_t *s)
     free(s->neuron_pending);
     free(s->pop_spikes);
     free(s->cc);
+    free(s->synin);
+    for (int k = 0; k < 2; k++) {
+        free(s->step_active[k]);
+        free(s->step_synops[k]);
+    }
+    sm__timing_destroy(s->tm);
     if (s->workers)
         for (uint32_t w = 0; w < s->nworkers; w++) {
             free(s->workers[w].spk[0]);
@@ -177,6 +183,23 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
         free(s);
         return rc;
     }
+    if (opts->timing || opts->mesh_cycle) {
+        s->opts.timing = 1;
+        s->synin = calloc(n, sizeof *s->synin);
+        for (int k = 0; k < 2; k++) {
+            s->step_active[k] = calloc(d->ncores + 1, sizeof *s->step_active[k]);
+            s->step_synops[k] = calloc(d->ncores + 1, sizeof *s->step_synops[k]);
+        }
+        rc = !s->synin || !s->step_active[0] || !s->step_active[1] || !s->step_synops[0] || !s->step_synops[1]
+                 ? sm_errorf(eb, SM_ENOMEM, "out of memory for the timing model")
+                 : sm__timing_create(s, eb);
+        if (rc) {
+            sm__out_abort(s);
+            sm__free_state(s);
+            free(s);
+            return rc;
+        }
+    }
     s->step_barrier.n = s->nworkers;
     for (uint32_t w = 1; w < s->nworkers && !bad; w++) {
         sm__worker_t *wk = &s->workers[w];
@@ -219,6 +242,24 @@ static void sm__spin_wait(sm__spin_barrier_t *b, uint32_t *sense)
     }
 }
 
+/* Steps neurons [f, f + count) of a lif population with a variant set (imported neurons, c->general). */
+static uint32_t sm__step_general(sm_sim_t *s, const sm_lif_consts_t *c, const sm_pop_t *pp, size_t slot, uint32_t f,
+                                 uint32_t count, uint32_t *spk)
+{
+    size_t n = s->d->n;
+    const double *drive = pp->drive ? pp->drive + (f - pp->first) : NULL;
+    if (s->opts.single) {
+        float *in_e = s->acc ? (float *)s->acc + slot * n + f : NULL;
+        float *in_i = s->acc ? (float *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
+        return (s->acc ? sm_core_lifx_step_f32 : sm_core_lifx_step_f32_direct)(
+            c, drive, count, (float *)s->v + f, (float *)s->ge + f, (float *)s->gi + f, s->ref + f, in_e, in_i, f, spk);
+    }
+    double *in_e = s->acc ? (double *)s->acc + slot * n + f : NULL;
+    double *in_i = s->acc ? (double *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
+    return (s->acc ? sm_core_lifx_step : sm_core_lifx_step_direct)(
+        c, drive, count, (double *)s->v + f, (double *)s->ge + f, (double *)s->gi + f, s->ref + f, in_e, in_i, f, spk);
+}
+
 /* update (with deliver fused in): the worker's pieces add the inputs that arrived for this step, then step
  * their neurons; spikes come out in global neuron order. */
 static uint32_t sm__phase_update(sm_sim_t *s, const sm__worker_t *w, uint64_t step, uint32_t *spk)
@@ -229,8 +270,13 @@ static uint32_t sm__phase_update(sm_sim_t *s, const sm__worker_t *w, uint64_t st
     for (uint32_t r = 0; r < w->nruns; r++) {
         uint32_t pop = w->runs[3 * r], f = w->runs[3 * r + 1], count = w->runs[3 * r + 2];
         const sm_lif_consts_t *c = &s->consts[pop];
-        if (d->net->pops[pop].model == SM_MODEL_POISSON) {
+        const sm_pop_t *pp = &d->net->pops[pop];
+        if (pp->model == SM_MODEL_POISSON) {
             ns += sm_core_poisson_step(s->p_spike[pop], d->seed, count, f, step, spk + ns);
+        } else if (pp->model == SM_MODEL_SPIKE_SOURCE) {
+            ns += sm_core_source_step(pp->spikes, pp->nspikes, step, f - pp->first, count, f, spk + ns);
+        } else if (c->general) {
+            ns += sm__step_general(s, c, pp, slot, f, count, spk + ns);
         } else if (s->opts.single) {
             float *in_e = s->acc ? (float *)s->acc + slot * n + f : NULL;
             float *in_i = s->acc ? (float *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
@@ -265,9 +311,11 @@ static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint3
  * of its row into their delay buffers (or, when every delay is one step, straight into ge and gi). Each worker
  * applies the synapses onto its own neurons, for all spikes in global order, so sums do not depend on the
  * number of workers. Traffic counters are folded lazily (sm__fold). */
-#define SM__ROUTE(NAME, T)                                                                                     \
+#define SM__ROUTE(NAME, T, COUNT)                                                                              \
     static uint64_t NAME(sm_sim_t *s, const sm__worker_t *w, uint64_t step, uint32_t parity)                  \
     {                                                                                                         \
+        uint32_t *synin = s->synin;                                                                           \
+        (void)synin;                                                                                          \
         const sm_deploy_t *d = s->d;                                                                          \
         size_t n = d->n, off[128];                                                                            \
         T *tab[2] = {(T *)s->ge, (T *)s->gi}, *acc = (T *)s->acc;                                             \
@@ -291,6 +339,9 @@ static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint3
                     end = sm__row_lower(sy, end, w->post_hi);                                                 \
                 }                                                                                             \
                 ops += (uint64_t)(end - sy);                                                                  \
+                if (COUNT)                                                                                    \
+                    for (const sm_syn_t *c = sy; c < end; c++)                                                \
+                        synin[SM_SYN_POST(c->tgt)]++;                                                         \
                 if (acc)                                                                                      \
                     for (; sy < end; sy++)                                                                    \
                         acc[off[sy->tgt >> SM_SYN_POST_BITS] + SM_SYN_POST(sy->tgt)] += (T)sy->w;             \
@@ -302,8 +353,31 @@ static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint3
         return ops;                                                                                           \
     }
 
-SM__ROUTE(sm__route_f64, double)
-SM__ROUTE(sm__route_f32, float)
+SM__ROUTE(sm__route_f64, double, 0)
+SM__ROUTE(sm__route_f32, float, 0)
+SM__ROUTE(sm__route_f64_count, double, 1)
+SM__ROUTE(sm__route_f32_count, float, 1)
+
+/* Timing model: each worker sums, per core it owns, the events its neurons received this step and the
+ * neurons that were active (received events or spiked), into the step's parity, and clears the counts. */
+static void sm__count_cores(sm_sim_t *s, const sm__worker_t *w, uint32_t parity)
+{
+    const sm_deploy_t *d = s->d;
+    if (w->piece_lo >= w->piece_hi)
+        return;
+    uint32_t c0 = d->pieces[w->piece_lo].core, c1 = d->pieces[w->piece_hi - 1].core;
+    for (uint32_t c = c0; c <= c1; c++) {
+        uint64_t act = 0, syn = 0;
+        uint32_t *in = s->synin + d->cores[c].first;
+        for (uint32_t i = 0; i < d->cores[c].count; i++) {
+            act += in[i] != 0;
+            syn += in[i] & ~SM__SPIKED;
+            in[i] = 0;
+        }
+        s->step_active[parity][c] = act;
+        s->step_synops[parity][c] = syn;
+    }
+}
 
 /* Runs `count` steps on one worker; every worker runs the same steps, meeting once per step. */
 static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
@@ -319,6 +393,9 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
             s->piece_pending[d->piece_of[w->spk[p][i]]]++;
             s->neuron_pending[w->spk[p][i]]++;
         }
+        if (s->synin)
+            for (uint32_t i = 0; i < ns; i++)
+                s->synin[w->spk[p][i]] |= SM__SPIKED;
         t1 = prof ? uv_hrtime() : 0;
         if (s->nworkers > 1)
             sm__spin_wait(&s->step_barrier, &w->sense);
@@ -328,9 +405,18 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
                 if (s->spikes_f)
                     sm__out_spikes(s, step, s->workers[u].spk[p], s->workers[u].nspk[p]);
             }
+            if (s->tm) { /* the previous step's core counts are complete: finish it; then this step's mesh */
+                sm__timing_cores(s, p ^ 1u);
+                sm__timing_mesh(s, step, p);
+            }
         }
         t2 = prof ? uv_hrtime() : 0;
-        w->ops += s->opts.single ? sm__route_f32(s, w, step, p) : sm__route_f64(s, w, step, p);
+        if (s->synin) {
+            w->ops += s->opts.single ? sm__route_f32_count(s, w, step, p) : sm__route_f64_count(s, w, step, p);
+            sm__count_cores(s, w, p);
+        } else {
+            w->ops += s->opts.single ? sm__route_f32(s, w, step, p) : sm__route_f64(s, w, step, p);
+        }
         if (prof) {
             uint64_t t3 = uv_hrtime();
             s->stats.phase_seconds[0] += (double)(t1 - t0) * 1e-9;
@@ -340,6 +426,8 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
     }
     if (s->nworkers > 1) /* every route of the batch is done before the batch returns */
         sm__spin_wait(&s->step_barrier, &w->sense);
+    if (s->tm && w->id == 0 && count > 0) /* the batch's last step */
+        sm__timing_cores(s, (uint32_t)((first + count - 1) & 1u));
 }
 
 static void sm__worker_main(void *arg)

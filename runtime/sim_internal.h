@@ -9,6 +9,10 @@
 #include "spikemesh/runtime.h"
 
 #define SM__NOUT 3 /* spikes.csv, traffic.json, summary.json */
+#define SM__ENERGY_KINDS SM_ENERGY_KINDS
+#define SM__SPIKED 0x80000000u /* in synin: the neuron spiked this step */
+
+typedef struct sm__timing sm__timing_t;
 
 /* A spinning barrier for the one synchronisation per step (a blocking barrier costs microseconds). */
 typedef struct {
@@ -62,6 +66,11 @@ struct sm_sim {
     uint64_t next_batch; /* steps in the next batch the loop runs */
     int quit;       /* workers leave */
 
+    /* timing model (--timing): events received per neuron this step, per-core counts by step parity */
+    sm__timing_t *tm;
+    uint32_t *synin;
+    uint64_t *step_active[2], *step_synops[2];
+
     /* counters not yet folded into the mesh and core counters */
     uint64_t *piece_pending;
     uint64_t *neuron_pending;
@@ -84,6 +93,10 @@ struct sm_sim {
 };
 
 void sm__fold(sm_sim_t *s);
+int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb);
+void sm__timing_destroy(sm__timing_t *t);
+void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity);
+void sm__timing_cores(sm_sim_t *s, uint32_t parity);
 int sm__out_open(sm_sim_t *s, sm_errbuf_t *eb);
 void sm__out_spikes(sm_sim_t *s, uint64_t step, const uint32_t *ids, uint32_t n);
 int sm__out_finish(sm_sim_t *s, sm_errbuf_t *eb);

@@ -171,12 +171,92 @@ static void test_abort_cleans(void)
     sm_net_free(&net);
 }
 
+/* The time and energy model against a hand count: one driver neuron spikes in step 0 into 600 resting
+ * neurons on three cores of the small chip (two tiles): step 0 has 601 active updates, 600 synaptic events,
+ * one east-west hop and three in-tile deliveries; the other steps only idle updates. */
+static void check_timing(int cycle)
+{
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_deploy_t d;
+    sm_sim_t *sim;
+    sm_errbuf_t eb;
+    const uint32_t K = 600, steps = 10;
+    memset(&net, 0, sizeof net);
+    strcpy(net.name, "timing");
+    net.dt = 0.1;
+    net.npops = 2;
+    net.pops = calloc(2, sizeof *net.pops);
+    for (int k = 0; k < 2; k++) {
+        sm_pop_t *p = &net.pops[k];
+        strcpy(p->name, k ? "tgt" : "drv");
+        p->size = k ? K : 1;
+        p->first = k ? 1 : 0;
+        p->model = SM_MODEL_LIF;
+        p->lif = (sm_lif_params_t){.tau_m = 20, .tau_e = 5, .tau_i = 10, .v_thresh = -50, .v_reset = -65,
+                                   .v_rest = -65, .t_ref = 1000, .i_bias = k ? 0 : 1e5};
+        p->v_init_lo = p->v_init_hi = -65;
+    }
+    net.n = K + 1;
+    net.nprojs = 1;
+    net.projs = calloc(1, sizeof *net.projs);
+    net.projs[0] = (sm_proj_t){.pre = 0, .post = 1, .rule = SM_CONN_ALL, .weight = 0.01, .delay_steps = 1};
+    CU_ASSERT_EQUAL_FATAL(sm_chip_resolve("small", &chip, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_deploy_build(&net, &chip, 1, &d, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(d.ncores, 3);
+    sm_run_opts_t ro = {.duration = 1e9, .timing = 1, .mesh_cycle = cycle, .threads = 2};
+    CU_ASSERT_EQUAL_FATAL(sm_sim_create(&sim, &d, &ro, &eb), 0);
+    uint64_t spikes = 0;
+    for (uint32_t k = 0; k < steps; k++)
+        spikes += sm_sim_step(sim);
+    CU_ASSERT_EQUAL(spikes, 1);
+    sm_timing_t tm;
+    CU_ASSERT_EQUAL_FATAL(sm_sim_timing(sim, &tm), 0);
+    const sm_costs_t *c = &chip.costs;
+    /* per core in step 0: every neuron active (all receive the spike; the driver fires); events on targets */
+    double core0 = 0, idle_max = 0;
+    for (uint32_t k = 0; k < 3; k++) {
+        uint32_t n = d.cores[k].count, tg = k == 0 ? n - 1 : n; /* core 0 also holds the driver */
+        double t0 = n * c->neuron_active_ns + tg * c->syn_op_ns, ti = n * c->neuron_idle_ns;
+        if (t0 > core0)
+            core0 = t0;
+        if (ti > idle_max)
+            idle_max = ti;
+    }
+    double barrier = c->barrier_ns + c->barrier_hop_ns * (2 - 1 + 2 - 1);
+    /* zero-load: one east-west hop to the second tile, then delivery; cycle model (1-cycle hops, 1 ns clock):
+     * the copy for tile 1 is ready there one cycle after the grant and ejects in one more */
+    double drain = cycle ? 2 * c->cycle_ns : c->hop_ew_ns + c->spike_tile_ns;
+    double expect_total = (core0 + drain + barrier) + (steps - 1) * (idle_max + barrier);
+    CU_ASSERT_EQUAL(tm.steps, steps);
+    CU_ASSERT(sm_test_relerr(tm.total_ns, expect_total) < 1e-9);
+    CU_ASSERT(sm_test_relerr(tm.max_ns, core0 + drain + barrier) < 1e-9);
+    CU_ASSERT_EQUAL(tm.slowest[0].step, 0);
+    CU_ASSERT(sm_test_relerr(tm.energy_pj[SM_ENERGY_NEURON_ACTIVE], (K + 1) * c->neuron_active_pj) < 1e-9);
+    CU_ASSERT(sm_test_relerr(tm.energy_pj[SM_ENERGY_NEURON_IDLE], (steps - 1) * (K + 1) * c->neuron_idle_pj) < 1e-9);
+    CU_ASSERT(sm_test_relerr(tm.energy_pj[SM_ENERGY_SYN_OP], K * c->syn_op_pj) < 1e-9);
+    CU_ASSERT(sm_test_relerr(tm.energy_pj[SM_ENERGY_SPIKE_TILE], 3 * c->spike_tile_pj) < 1e-9);
+    CU_ASSERT(sm_test_relerr(tm.energy_pj[SM_ENERGY_HOP_EW], 1 * c->hop_ew_pj) < 1e-9);
+    CU_ASSERT_EQUAL(tm.energy_pj[SM_ENERGY_HOP_NS], 0.0);
+    CU_ASSERT_EQUAL(tm.core_bound_steps, steps);
+    sm_sim_destroy(sim);
+    sm_deploy_free(&d);
+    sm_net_free(&net);
+}
+
+static void test_timing(void)
+{
+    check_timing(0);
+    check_timing(1);
+}
+
 int sm_test_sim_register(void)
 {
     CU_pSuite s = CU_add_suite("sim", NULL, NULL);
     if (!s || !CU_add_test(s, "identical spikes on any chip", test_same_spikes_any_chip) ||
         !CU_add_test(s, "counters add up", test_counters) ||
-        !CU_add_test(s, "abandoned outputs are removed", test_abort_cleans))
+        !CU_add_test(s, "abandoned outputs are removed", test_abort_cleans) ||
+        !CU_add_test(s, "time and energy model against a hand count", test_timing))
         return -1;
     return 0;
 }

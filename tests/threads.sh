@@ -22,6 +22,19 @@ for prec in double single; do
         done
     done
 done
+# The time and energy model, with the cycle-level mesh, does not depend on the thread count either.
+for t in 1 3; do
+    "$SPIKEMESH" run cuba:2000 --duration 100 --threads "$t" --mesh-model cycle --out "$tmp/m$t" --json \
+        >"$tmp/m$t.json" 2>&1
+    check "timing, $t threads: exits 0" [ $? -eq 0 ]
+done
+check "timing: per-core busy time, energy and mesh counters at 3 threads = 1 thread" \
+    cmp -s "$tmp/m1/traffic.json" "$tmp/m3/traffic.json"
+check "timing: a per-core energy is present" grep -q '"energy_joules"' "$tmp/m1/traffic.json"
+for key in total_seconds total_joules steps_over_dt core_bound_steps; do
+    check "timing: $key at 3 threads = 1 thread" [ "$(json_num "$tmp/m1.json" $key)" = "$(json_num "$tmp/m3.json" $key)" ]
+done
+
 # Delays longer than one step use the ring buffers: the same holds there.
 cat >"$tmp/delays.json" <<'JSON'
 {"name": "delays", "dt_ms": 0.1,

@@ -48,6 +48,9 @@ static const char *const sm_usage_run =
     "  --threads N        worker threads (default: one per CPU); results are identical for any N\n"
     "  --precision P      neuron state in double (default) or single precision\n"
     "  --profile          print the time spent in each phase of the step (update, route, record)\n"
+    "  --timing           model each step's time and energy on the chip (docs/timing.md)\n"
+    "  --mesh-model M     mesh time in that model: zero-load (default: packets never contend) or cycle\n"
+    "                     (the cycle-level mesh: buffers, arbitration, backpressure); cycle implies --timing\n"
     "  --progress         always show the progress bar (default: only when stderr is a terminal)\n"
     "  --no-progress      never show it\n"
     "  -h, --help         show this help\n"
@@ -113,19 +116,21 @@ typedef struct {
     double duration;
     uint64_t seed;
     uint64_t threads;
-    int json, realtime, progress, help, single, profile;
+    int json, realtime, progress, help, single, profile, timing, mesh_cycle;
 } sm_cli_t;
 
 static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts)
 {
-    enum { O_CHIP = 1, O_DURATION, O_SEED, O_OUT, O_JSON, O_REALTIME, O_THREADS, O_PRECISION, O_PROFILE, O_PROGRESS,
+    enum { O_CHIP = 1, O_DURATION, O_SEED, O_OUT, O_JSON, O_REALTIME, O_THREADS, O_PRECISION, O_PROFILE, O_TIMING,
+           O_MESHMODEL, O_PROGRESS,
            O_NOPROGRESS };
     static const struct option run_opts[] = {
         {"chip", required_argument, 0, O_CHIP},         {"duration", required_argument, 0, O_DURATION},
         {"seed", required_argument, 0, O_SEED},         {"out", required_argument, 0, O_OUT},
         {"json", no_argument, 0, O_JSON},               {"realtime", no_argument, 0, O_REALTIME},
         {"threads", required_argument, 0, O_THREADS},   {"precision", required_argument, 0, O_PRECISION},
-        {"profile", no_argument, 0, O_PROFILE},
+        {"profile", no_argument, 0, O_PROFILE},        {"timing", no_argument, 0, O_TIMING},
+        {"mesh-model", required_argument, 0, O_MESHMODEL},
         {"progress", no_argument, 0, O_PROGRESS},       {"no-progress", no_argument, 0, O_NOPROGRESS},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     int c, li = -1;
@@ -133,7 +138,8 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", run_opts, &li)) != -1) {
         if (!allow_run_opts && (c == O_DURATION || c == O_OUT || c == O_REALTIME || c == O_PROGRESS ||
-                                c == O_NOPROGRESS || c == O_THREADS || c == O_PRECISION || c == O_PROFILE)) {
+                                c == O_NOPROGRESS || c == O_THREADS || c == O_PRECISION || c == O_PROFILE ||
+                                c == O_TIMING || c == O_MESHMODEL)) {
             /* Named from the table: argv[optind - 1] is the option's value when it takes one. */
             fprintf(stderr, "spikemesh %s: option '--%s' belongs to 'run' (see --help)\n", argv[0],
                     run_opts[li].name);
@@ -187,6 +193,20 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
             break;
         case O_PROFILE:
             cli->profile = 1;
+            break;
+        case O_TIMING:
+            cli->timing = 1;
+            break;
+        case O_MESHMODEL:
+            if (strcmp(optarg, "zero-load") == 0) {
+                cli->mesh_cycle = 0;
+            } else if (strcmp(optarg, "cycle") == 0) {
+                cli->mesh_cycle = 1;
+                cli->timing = 1;
+            } else {
+                fprintf(stderr, "spikemesh %s: --mesh-model '%s': must be zero-load or cycle\n", argv[0], optarg);
+                return -1;
+            }
             break;
         case O_NOPROGRESS:
             cli->progress = 0;
@@ -264,6 +284,8 @@ static int sm_cmd_run(int argc, char **argv)
                         .threads = (uint32_t)cli.threads,
                         .single = cli.single,
                         .profile = cli.profile,
+                        .timing = cli.timing,
+                        .mesh_cycle = cli.mesh_cycle,
                         .out_dir = cli.out,
                         .handle_signals = 1};
     if (cli.duration < 0 && net.duration > 0 && floor(net.duration / net.dt + 1e-9) > 1e12) {
@@ -332,6 +354,30 @@ static int sm_cmd_run(int argc, char **argv)
                    st->phase_seconds[0], st->phase_seconds[1], st->phase_seconds[2]);
         if (cli.realtime)
             printf("  %-15s %llu steps finished late\n", "overruns", (unsigned long long)st->overruns);
+        sm_timing_t tm;
+        if (sm_sim_timing(sim, &tm) == 0) {
+            static const char *const kinds[SM_ENERGY_KINDS] = {"active neurons", "idle neurons", "synaptic ops",
+                                                               "in-tile spikes", "east-west hops",
+                                                               "north-south hops", "static"};
+            printf("  %-15s %.3f ms on the chip for %.3f ms of biology (%s mesh); per step mean %.0f ns, p50 %.0f, "
+                   "p99 %.0f, max %.0f\n",
+                   "modelled time", tm.total_ns * 1e-6, secs * 1e3, tm.cycle_model ? "cycle-level" : "zero-load",
+                   tm.mean_ns, tm.p50_ns, tm.p99_ns, tm.max_ns);
+            printf("  %-15s %llu steps bound by a core, %llu by the mesh; barrier %.0f ns; %llu steps longer "
+                   "than dt\n",
+                   "critical path", (unsigned long long)tm.core_bound_steps, (unsigned long long)tm.mesh_bound_steps,
+                   tm.barrier_ns, (unsigned long long)tm.steps_over_dt);
+            for (uint32_t k = 0; k < tm.nslowest && k < 3; k++)
+                printf("    slow step %-6llu %.0f ns: core %u %.0f ns + mesh %.0f ns + barrier %.0f ns\n",
+                       (unsigned long long)tm.slowest[k].step, tm.slowest[k].total_ns, tm.slowest[k].core,
+                       tm.slowest[k].core_ns, tm.slowest[k].drain_ns, tm.slowest[k].barrier_ns);
+            printf("  %-15s %.3f uJ (%.3f nJ per step):", "energy", tm.total_energy_pj * 1e-6,
+                   tm.steps ? tm.total_energy_pj * 1e-3 / (double)tm.steps : 0.0);
+            for (int k = 0; k < SM_ENERGY_KINDS; k++)
+                if (tm.energy_pj[k] > 0)
+                    printf(" %s %.1f%%", kinds[k], 100.0 * tm.energy_pj[k] / tm.total_energy_pj);
+            printf("\n");
+        }
         if (cli.out)
             printf("  %-15s %s/{spikes.csv,traffic.json,summary.json}\n", "outputs", cli.out);
         if (st->interrupted)

@@ -1,5 +1,5 @@
-/* spikemesh/core.h: what one simulated neuromorphic core holds and does: LIF neurons with current-based
- * exponential synapses (structure-of-arrays state), synapse words, delay ring buffers and operation counters. */
+/* spikemesh/core.h: what one simulated neuromorphic core holds and does: LIF neurons (CUBA and variants) and spike
+ * sources with structure-of-arrays state, synapse words, delay ring buffers and operation counters. */
 #ifndef SPIKEMESH_CORE_H
 #define SPIKEMESH_CORE_H
 
@@ -23,6 +23,14 @@ typedef struct {
     double v_rest;   /* mV, leak reversal potential (E_l) */
     double t_ref;    /* ms, refractory period (>= 0) */
     double i_bias;   /* mV, constant drive R*I; the membrane relaxes towards v_rest + i_bias */
+    /* Variants used by imported (NIR) neurons, see docs/nir.md; all zero keeps the CUBA model above, integrated
+     * by the CUBA kernel bit for bit. A per-neuron drive (sm_pop_t.drive, mV) adds to i_bias, except that with
+     * exponential synapses (delta == 0) it is a constant input to ge: tau_e dge/dt = drive - ge + inputs. */
+    uint8_t delta;     /* 1: no synaptic current: a spike of weight w mV moves v by w at once (tau_e, tau_i unused) */
+    uint8_t no_leak;   /* 1: no leak: tau_m dv/dt = i_bias + ge + gi (v_rest unused); an integrator */
+    uint8_t no_spike;  /* 1: never spikes (v_thresh, v_reset and t_ref unused): a read-out integrator */
+    uint8_t stateless; /* 1: v = v_rest + i_bias + the weights arriving in the step; nothing carries over
+                        * (tau_m unused; needs delta) */
 } sm_lif_params_t;
 
 /* Derived constants: the exact propagators of the linear system over one step dt (as Brian2's
@@ -37,6 +45,15 @@ typedef struct {
     double v_thresh; /* mV */
     double v_reset;  /* mV */
     int32_t ref_steps; /* round(t_ref / dt): steps a neuron stays refractory, the spike step included */
+    /* The general form, used by sm_core_lifx_step* when `general` is set (any variant above):
+     *   h = ge + in_e - dsyn * drive                        (the part of ge that decays freely)
+     *   v' = pm * v + cu * (v_base + drive) + ce * h + ci * (gi + in_i)
+     *   ge' = dsyn * drive + pe * h,  gi' = pi * (gi + in_i) */
+    int32_t general;   /* 1: a variant is set: step with sm_core_lifx_step* */
+    int32_t spiking;   /* 0: never spikes */
+    double cu;         /* weight of the steady drive: 1 - pm with a leak, dt / tau_m without, 1 when stateless */
+    double v_base;     /* mV: v_rest + i_bias with a leak or stateless, i_bias without a leak */
+    double dsyn;       /* 1: the per-neuron drive enters through ge (exponential synapses), 0: through v */
 } sm_lif_consts_t;
 
 /* Fills c from p for step dt (ms). Returns 0, or SM_EINVAL when a constant is not finite or out of range. */
@@ -60,6 +77,35 @@ uint32_t sm_core_lif_step_f32(const sm_lif_consts_t *c, uint32_t n, float *restr
 uint32_t sm_core_lif_step_f32_direct(const sm_lif_consts_t *c, uint32_t n, float *restrict v, float *restrict ge,
                                      float *restrict gi, int32_t *restrict ref, float *restrict in_e,
                                      float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
+
+/* The same step for populations with a variant set (c->general), in the general form above. drive is the
+ * per-neuron drive of these n neurons (mV), or NULL for none. */
+uint32_t sm_core_lifx_step(const sm_lif_consts_t *c, const double *restrict drive, uint32_t n, double *restrict v,
+                           double *restrict ge, double *restrict gi, int32_t *restrict ref, double *restrict in_e,
+                           double *restrict in_i, uint32_t base, uint32_t *restrict spikes);
+uint32_t sm_core_lifx_step_direct(const sm_lif_consts_t *c, const double *restrict drive, uint32_t n,
+                                  double *restrict v, double *restrict ge, double *restrict gi, int32_t *restrict ref,
+                                  double *restrict in_e, double *restrict in_i, uint32_t base,
+                                  uint32_t *restrict spikes);
+uint32_t sm_core_lifx_step_f32(const sm_lif_consts_t *c, const double *restrict drive, uint32_t n, float *restrict v,
+                               float *restrict ge, float *restrict gi, int32_t *restrict ref, float *restrict in_e,
+                               float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
+uint32_t sm_core_lifx_step_f32_direct(const sm_lif_consts_t *c, const double *restrict drive, uint32_t n,
+                                      float *restrict v, float *restrict ge, float *restrict gi,
+                                      int32_t *restrict ref, float *restrict in_e, float *restrict in_i,
+                                      uint32_t base, uint32_t *restrict spikes);
+
+/* One spike to replay: in step `step`, neuron `neuron` (index within its population) spikes. */
+typedef struct {
+    uint64_t step;
+    uint32_t neuron;
+} sm_input_spike_t;
+
+/* Spike source piece: emits the spikes of ev[0 .. nev) (sorted by step, then neuron) that fall in step `step`
+ * and on local neurons [lo, lo + n), as global ids base + (neuron - lo), in increasing order; returns their count.
+ * Reads ev only, so any number of pieces may run at once. */
+uint32_t sm_core_source_step(const sm_input_spike_t *ev, uint64_t nev, uint64_t step, uint32_t lo, uint32_t n,
+                             uint32_t base, uint32_t *restrict spikes);
 
 /* Poisson source piece: neuron base+i spikes in step `step` when its Philox draw is below p_spike. */
 uint32_t sm_core_poisson_step(double p_spike, uint64_t seed, uint32_t n, uint32_t base, uint64_t step,
@@ -99,6 +145,7 @@ typedef struct {
     uint64_t synaptic_ops;   /* synaptic events applied to this core's neurons */
     uint64_t spikes_sent;    /* spikes emitted (packets injected at this core's router) */
     uint64_t packets_in;     /* packets delivered to this core by its router */
+    uint64_t active_updates; /* neuron updates with input or a spike (with the timing model on) */
 } sm_core_counters_t;
 
 #ifdef __cplusplus

@@ -15,7 +15,7 @@ extern "C" {
 
 #define SM_NAME_MAX 64
 
-typedef enum { SM_MODEL_LIF = 0, SM_MODEL_POISSON = 1 } sm_model_t;
+typedef enum { SM_MODEL_LIF = 0, SM_MODEL_POISSON = 1, SM_MODEL_SPIKE_SOURCE = 2 } sm_model_t;
 
 typedef struct {
     char name[SM_NAME_MAX];
@@ -26,6 +26,9 @@ typedef struct {
     double v_init_lo;    /* mV: initial v drawn uniformly in [lo, hi] (lo == hi: constant) */
     double v_init_hi;    /* mV */
     uint32_t first;      /* global id of its first neuron (populations are numbered in order) */
+    double *drive;       /* model "lif": NULL, or [size] mV, a constant drive per neuron (see sm_lif_params_t) */
+    sm_input_spike_t *spikes; /* model "spike_source": the spikes it replays, by step then neuron (local index) */
+    uint64_t nspikes;
 } sm_pop_t;
 
 typedef enum { SM_CONN_BERNOULLI = 0, SM_CONN_ALL = 1, SM_CONN_ONE = 2, SM_CONN_LIST = 3 } sm_conn_rule_t;
@@ -61,6 +64,31 @@ int sm_net_load(const char *path, sm_net_t *net, sm_errbuf_t *eb);
 int sm_net_parse(const char *text, size_t len, const char *name, sm_net_t *net, sm_errbuf_t *eb);
 /* Built-in networks: "cuba" (4000 neurons) or "cuba:N". Returns SM_ENOENT when spec names none. */
 int sm_net_builtin(const char *spec, sm_net_t *net, sm_errbuf_t *eb);
+/* Imports a NIR graph (HDF5, docs/nir.md) for a step of dt_ms: Input nodes become spike_source populations
+ * (first, in name order), neuron nodes lif populations, weight and delay nodes list projections. Returns 0, or a
+ * negative code with "file: HDF5 path: rule broken" (an unsupported node is named with its type). */
+int sm_net_load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *eb);
+/* Reads the spikes of the network's spike_source populations from a "step,neuron" CSV file (docs/nir.md):
+ * neuron indexes the spike_source neurons, population after population. Replaces any spikes they had. Returns 0,
+ * or a negative code with "file:line: rule broken" (net is then unchanged). */
+int sm_net_load_input(sm_net_t *net, const char *path, sm_errbuf_t *eb);
+/* The model's name as the network format spells it: "lif", "li" (a lif that never spikes), "poisson",
+ * "spike_source". */
+const char *sm_pop_model_name(const sm_pop_t *pop);
+
+/* Time and energy of each operation, for the per-step time and energy model. */
+typedef struct {
+    double neuron_active_pj, neuron_active_ns; /* a neuron update with input or a spike */
+    double neuron_idle_pj, neuron_idle_ns;     /* a neuron update without */
+    double syn_op_pj, syn_op_ns;               /* one synaptic event applied */
+    double syn_update_pj, syn_update_ns;       /* one synaptic weight update (learning) */
+    double spike_tile_pj, spike_tile_ns;       /* a packet delivered to a core within its tile */
+    double hop_ew_pj, hop_ew_ns;               /* a packet crossing an east-west link */
+    double hop_ns_pj, hop_ns_ns;               /* a packet crossing a north-south link */
+    double barrier_ns, barrier_hop_ns;         /* end-of-step barrier: barrier_ns + barrier_hop_ns x mesh diameter */
+    double static_w;                           /* static power of the chip, W (0: not modelled) */
+    double cycle_ns;                           /* router clock period of the cycle-level model */
+} sm_costs_t;
 
 /* A chip: a width x height mesh of tiles, each with cores_per_tile cores and a router. */
 typedef struct {
@@ -75,6 +103,7 @@ typedef struct {
     uint32_t table_entries;       /* routing table capacity per router */
     uint32_t max_delay_steps;     /* longest synaptic delay a core's ring buffer holds */
     sm_noc_params_t noc;          /* the routers and links of the cycle-level mesh model */
+    sm_costs_t costs;             /* per-operation time and energy */
 } sm_chip_t;
 
 /* "loihi", "small", either with ":WxH" to resize the mesh, or a chip JSON file. */

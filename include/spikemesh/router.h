@@ -138,6 +138,9 @@ void sm_noc_destroy(sm_noc_t *n);
 /* Injects a unicast packet at tile src for tile dst, or a multicast packet with routing key `key`
  * (dst = UINT32_MAX), at the current cycle. `tag` is returned with its deliveries. */
 int sm_noc_inject(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_t tag);
+/* The same with the number of destination cores of a multicast packet given (it counts in `sent`),
+ * which saves walking its tree. */
+int sm_noc_inject_copies(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_t tag, uint64_t copies);
 
 /* Delivery callback: a packet (tag) reached `ncores` cores of tile `tile` after `latency` cycles, having
  * crossed `hops` links. */
@@ -152,6 +155,8 @@ uint64_t sm_noc_drain(sm_noc_t *n, uint64_t max_cycles);
 
 uint64_t sm_noc_now(const sm_noc_t *n);
 uint64_t sm_noc_in_flight(const sm_noc_t *n);
+/* The cycle at which the last delivery so far completed (its tail left the ejection port). */
+uint64_t sm_noc_last_delivery(const sm_noc_t *n);
 
 /* Totals: destination copies injected (sent), delivered, dropped; link traversals; re-injections. */
 typedef struct {

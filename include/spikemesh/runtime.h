@@ -22,7 +22,38 @@ typedef struct {
     uint32_t threads;    /* worker threads (0: one per CPU); results do not depend on it */
     int single;          /* 1: neuron state in single precision (float), 0: double */
     int profile;         /* 1: time each phase (update, route, record) */
+    int timing;          /* 1: model each step's time and energy on the chip */
+    int mesh_cycle;      /* 1: the mesh part of that model from the cycle-level mesh (implies timing) */
 } sm_run_opts_t;
+
+/* Energy by kind of operation. */
+enum {
+    SM_ENERGY_NEURON_ACTIVE, SM_ENERGY_NEURON_IDLE, SM_ENERGY_SYN_OP, SM_ENERGY_SPIKE_TILE, SM_ENERGY_HOP_EW,
+    SM_ENERGY_HOP_NS, SM_ENERGY_STATIC, SM_ENERGY_KINDS
+};
+
+/* One modelled step: total = slowest core + mesh drain + barrier. */
+typedef struct {
+    uint64_t step;
+    double total_ns, core_ns, drain_ns, barrier_ns;
+    uint32_t core; /* the slowest core */
+} sm_timing_step_t;
+
+/* The modelled time and energy of a run (--timing). */
+typedef struct {
+    int cycle_model;                 /* mesh drain from the cycle-level model (else zero-load) */
+    uint64_t steps;
+    double total_ns, mean_ns, min_ns, p50_ns, p99_ns, max_ns, barrier_ns;
+    uint64_t core_bound_steps;       /* steps whose slowest core took longer than the mesh drain */
+    uint64_t mesh_bound_steps;
+    uint64_t steps_over_dt;          /* steps a chip running in real time would overrun */
+    double energy_pj[SM_ENERGY_KINDS], total_energy_pj;
+    sm_timing_step_t slowest[5];     /* the slowest steps, slowest first */
+    uint32_t nslowest;
+    const double *core_busy_ns;      /* per core: modelled compute time */
+    const double *core_energy_pj;    /* per core: neuron and synapse energy */
+    const sm_noc_t *noc;             /* the cycle-level mesh (its port counters), or NULL */
+} sm_timing_t;
 
 /* Totals after a run (or so far). */
 typedef struct {
@@ -67,6 +98,8 @@ double sm_sim_v(const sm_sim_t *s, uint32_t id);
 double sm_sim_ge(const sm_sim_t *s, uint32_t id);
 double sm_sim_gi(const sm_sim_t *s, uint32_t id);
 uint64_t sm_sim_now(const sm_sim_t *s);
+/* The modelled time and energy so far; SM_EINVAL when the run has no timing model. */
+int sm_sim_timing(sm_sim_t *s, sm_timing_t *out);
 /* The run's summary as JSON text (malloc'd; NULL when out of memory), indented or on one line. */
 char *sm_sim_summary_json(sm_sim_t *s, int indent);
 /* Records the deployment's build time for the summary. */
