@@ -300,6 +300,8 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     t.pieces = NULL;
     t.npieces = 0;
     t.piece_of = NULL;
+    t.trees = NULL;
+    t.tree_off = NULL;
     t.table_entries = 0;
     t.max_table = 0;
     memset(&t.mesh, 0, sizeof t.mesh);
@@ -309,6 +311,8 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     free(t.cores);
     free(t.pieces);
     free(t.piece_of);
+    free(t.trees);
+    free(t.tree_off);
     sm_mesh_free(&t.mesh);
     if (rc == 0)
         snprintf(out, cap, "%s would fit", mesh);

@@ -15,6 +15,9 @@ typedef struct {
     uint32_t outs;  /* output ports still to serve at this router */
     uint32_t cores; /* local core bits for ejection */
     uint32_t hops, tile, indir; /* indir: direction of travel into this router + 1; 0 when injected */
+    uint32_t node;              /* tree packets: this router's node in the tree */
+    const uint64_t *tree;       /* tree packets: the recorded tree (tile << 32 | route), else NULL */
+    const uint32_t *child0;     /* tree packets: index of each node's first child */
 } sm__pkt_t;
 
 typedef struct {
@@ -33,6 +36,8 @@ struct sm_noc {
     uint32_t *rr;        /* [tiles * 5]: round-robin pointer of each output */
     sm_noc_port_t *ports;/* [tiles * 5] */
     uint32_t *peak;      /* [tiles] */
+    uint32_t *act, nact; /* tiles with queued packets (the only ones a cycle visits) */
+    uint8_t *in_act;
     uint64_t now, live, last_delivery;
     sm_noc_totals_t tot;
     sm_noc_deliver_cb cb;
@@ -86,7 +91,9 @@ int sm_noc_create(sm_noc_t **out, sm_mesh_t *m, const sm_noc_params_t *p, sm_err
     n->rr = calloc(np, sizeof *n->rr);
     n->ports = calloc(np, sizeof *n->ports);
     n->peak = calloc(n->tiles, sizeof *n->peak);
-    if (!n->q || !n->busy || !n->rr || !n->ports || !n->peak) {
+    n->act = calloc(n->tiles, sizeof *n->act);
+    n->in_act = calloc(n->tiles, 1);
+    if (!n->q || !n->busy || !n->rr || !n->ports || !n->peak || !n->act || !n->in_act) {
         sm_noc_destroy(n);
         return sm_errorf(eb, SM_ENOMEM, "out of memory");
     }
@@ -106,6 +113,8 @@ void sm_noc_destroy(sm_noc_t *n)
     free(n->rr);
     free(n->ports);
     free(n->peak);
+    free(n->act);
+    free(n->in_act);
     free(n->pk);
     free(n->freel);
     free(n);
@@ -158,6 +167,12 @@ static int sm__xy(const sm_mesh_t *m, uint32_t cur, uint32_t dst)
 /* Output ports of packet p at its router: XY for unicast, the table (or straight on) for multicast. */
 static void sm__route_here(sm_noc_t *n, sm__pkt_t *p)
 {
+    if (p->tree) { /* the route word recorded for this router of the tree */
+        uint32_t r = (uint32_t)p->tree[p->node];
+        p->outs = (r & SM_ROUTE_LINKS) | ((r >> 4) ? 1u << SM__EJECT : 0u);
+        p->cores = r >> 4;
+        return;
+    }
     if (p->dst != UINT32_MAX) {
         int d = sm__xy(n->m, p->tile, p->dst);
         p->outs = d < 0 ? 1u << SM__EJECT : 1u << d;
@@ -187,11 +202,46 @@ static uint64_t sm__dests_below(sm_noc_t *n, uint32_t t, uint32_t outs, uint32_t
     return total;
 }
 
+/* Destination cores in the subtree below node of a recorded tree (the node's own cores included). */
+static uint64_t sm__tree_below(const uint64_t *tree, const uint32_t *child0, uint32_t node)
+{
+    uint32_t r = (uint32_t)tree[node];
+    uint64_t total = (uint64_t)__builtin_popcount(r >> 4);
+    uint32_t c = child0[node];
+    for (uint32_t d = 0; d < SM_NDIRS; d++)
+        if (r & SM_ROUTE_LINK(d))
+            total += sm__tree_below(tree, child0, c++);
+    return total;
+}
+
+/* Destination copies a packet at its router still owes through the ports in outs: what a drop there loses. */
+static uint64_t sm__owed(sm_noc_t *n, const sm__pkt_t *p, uint32_t outs)
+{
+    if (p->dst != UINT32_MAX)
+        return 1;
+    uint64_t total = (outs >> SM__EJECT) & 1u ? (uint64_t)__builtin_popcount(p->cores) : 0u;
+    if (!p->tree)
+        return total + sm__dests_below(n, p->tile, outs & SM_ROUTE_LINKS, 0, p->key);
+    uint32_t r = (uint32_t)p->tree[p->node], c = p->child0[p->node];
+    for (uint32_t d = 0; d < SM_NDIRS; d++) {
+        if (!(r & SM_ROUTE_LINK(d)))
+            continue;
+        if (outs & (1u << d))
+            total += sm__tree_below(p->tree, p->child0, c);
+        c++;
+    }
+    return total;
+}
+
 /* Queues packet i at its router: into its input port (iq) or into every output it needs (ideal). */
 static int sm__enqueue(sm_noc_t *n, uint32_t i, uint32_t port)
 {
     sm__pkt_t *p = &n->pk[i];
     size_t base = (size_t)p->tile * SM__PORTS;
+    if (!n->in_act[p->tile]) {
+        n->in_act[p->tile] = 1;
+        n->act[n->nact++] = p->tile;
+    }
     if (n->p.kind == SM_NOC_IQ)
         return sm__q_push(&n->q[base + port], i);
     for (uint32_t o = 0; o < SM__PORTS; o++) {
@@ -245,6 +295,42 @@ int sm_noc_inject_copies(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, 
     return sm__enqueue(n, i, SM__EJECT);
 }
 
+int sm_noc_inject_tree(sm_noc_t *n, const uint64_t *tree, const uint32_t *child0, uint64_t tag, uint64_t copies)
+{
+    uint32_t src = (uint32_t)(tree[0] >> 32);
+    if (src >= n->tiles)
+        return SM_EINVAL;
+    uint32_t i = sm__alloc(n);
+    if (i == UINT32_MAX)
+        return SM_ENOMEM;
+    sm__pkt_t *p = &n->pk[i];
+    memset(p, 0, sizeof *p);
+    p->created = p->ready = n->now;
+    p->tag = tag;
+    p->src = p->tile = src;
+    p->dst = UINT32_MAX;
+    p->tree = tree;
+    p->child0 = child0;
+    n->live++;
+    sm__route_here(n, p);
+    n->tot.sent += copies;
+    n->tot.packets_injected++;
+    if (p->outs == 0) {
+        sm__free(n, i);
+        return 0;
+    }
+    return sm__enqueue(n, i, SM__EJECT);
+}
+
+void sm_noc_tree_children(const uint64_t *tree, uint32_t n, uint32_t *child0)
+{
+    uint32_t next = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        child0[i] = next;
+        next += (uint32_t)__builtin_popcount((uint32_t)tree[i] & SM_ROUTE_LINKS);
+    }
+}
+
 static uint32_t sm__hop(const sm_noc_t *n, uint32_t d)
 {
     return d == SM_DIR_E || d == SM_DIR_W ? n->p.hop_cycles_ew : n->p.hop_cycles_ns;
@@ -271,7 +357,7 @@ static void sm__send(sm_noc_t *n, uint32_t i, uint32_t o)
     }
     uint32_t c = sm__alloc(n);
     if (c == UINT32_MAX) { /* out of memory: count the copies as dropped rather than lose them silently */
-        n->tot.dropped += p->dst != UINT32_MAX ? 1u : sm__dests_below(n, p->tile, 1u << o, 0, p->key);
+        n->tot.dropped += sm__owed(n, p, 1u << o);
         n->ports[po].drops++;
         return;
     }
@@ -281,6 +367,8 @@ static void sm__send(sm_noc_t *n, uint32_t i, uint32_t o)
     q->tile = sm_mesh_neighbor(n->m, p->tile, (int)o);
     q->hops = p->hops + 1;
     q->indir = o + 1;
+    if (q->tree)
+        q->node = p->child0[p->node] + (uint32_t)__builtin_popcount((uint32_t)p->tree[p->node] & ((1u << o) - 1u));
     q->ready = n->now + sm__hop(n, o);
     n->live++;
     n->tot.link_traversals++;
@@ -290,10 +378,19 @@ static void sm__send(sm_noc_t *n, uint32_t i, uint32_t o)
 
 static void sm__cycle_iq(sm_noc_t *n)
 {
-    const uint32_t depth = n->p.buffer_depth;
-    for (uint32_t t = 0; t < n->tiles; t++) {
+    const uint32_t depth = n->p.buffer_depth, nact = n->nact;
+    for (uint32_t a = 0; a < nact; a++) {
+        uint32_t t = n->act[a];
         size_t base = (size_t)t * SM__PORTS;
-        for (uint32_t o = 0; o < SM__PORTS; o++) {
+        uint32_t want = 0; /* outputs wanted by ready heads: most cycles, packets are still on their way */
+        for (uint32_t in = 0; in < SM__PORTS; in++) {
+            const sm__q_t *q = &n->q[base + in];
+            if (q->n && n->pk[sm__at_head(q)].ready <= n->now)
+                want |= n->pk[sm__at_head(q)].outs;
+        }
+        for (uint32_t o = 0; o < SM__PORTS && want; o++) {
+            if (!(want & (1u << o)))
+                continue;
             uint32_t nb = o < 4 ? sm_mesh_neighbor(n->m, t, (int)o) : t;
             int wanted = 0, granted = 0;
             for (uint32_t k = 0; k < SM__PORTS && !granted; k++) {
@@ -318,7 +415,8 @@ static void sm__cycle_iq(sm_noc_t *n)
         }
     }
     /* drops, then the heads that are done leave their buffers (their room shows upstream next cycle) */
-    for (uint32_t t = 0; t < n->tiles; t++) {
+    for (uint32_t a = 0; a < nact; a++) {
+        uint32_t t = n->act[a];
         size_t base = (size_t)t * SM__PORTS;
         uint32_t occ = 0;
         for (uint32_t in = 0; in < SM__PORTS; in++) {
@@ -334,7 +432,7 @@ static void sm__cycle_iq(sm_noc_t *n)
                         n->tot.reinjected++;
                         continue;
                     }
-                    uint64_t lost = p->dst != UINT32_MAX ? 1u : sm__dests_below(n, t, p->outs, p->cores, p->key);
+                    uint64_t lost = sm__owed(n, p, p->outs);
                     for (uint32_t o = 0; o < SM__PORTS; o++)
                         if (p->outs & (1u << o))
                             n->ports[base + o].drops++;
@@ -356,7 +454,9 @@ static void sm__cycle_iq(sm_noc_t *n)
 
 static void sm__cycle_ideal(sm_noc_t *n)
 {
-    for (uint32_t t = 0; t < n->tiles; t++) {
+    const uint32_t nact = n->nact;
+    for (uint32_t a = 0; a < nact; a++) {
+        uint32_t t = n->act[a];
         size_t base = (size_t)t * SM__PORTS;
         uint32_t occ = 0;
         for (uint32_t o = 0; o < SM__PORTS; o++) {
@@ -383,21 +483,53 @@ static void sm__cycle_ideal(sm_noc_t *n)
 
 void sm_noc_cycle(sm_noc_t *n)
 {
+    /* Routers may be visited in any order within a cycle: what one sends is not ready at its neighbour before
+     * the next cycle, and room freed in a buffer shows upstream only in the next cycle. */
     if (n->p.kind == SM_NOC_IQ)
         sm__cycle_iq(n);
     else
         sm__cycle_ideal(n);
+    uint32_t k = 0;
+    for (uint32_t a = 0; a < n->nact; a++) { /* keep the tiles that still hold packets */
+        uint32_t t = n->act[a], held = 0;
+        for (uint32_t q = 0; q < SM__PORTS; q++)
+            held += n->q[(size_t)t * SM__PORTS + q].n;
+        if (held)
+            n->act[k++] = t;
+        else
+            n->in_act[t] = 0;
+    }
+    n->nact = k;
     n->now++;
+}
+
+/* The earliest cycle at which a queued packet can move: the smallest ready time of the queues' heads. */
+static uint64_t sm__next_ready(const sm_noc_t *n)
+{
+    uint64_t best = UINT64_MAX;
+    for (uint32_t a = 0; a < n->nact; a++) {
+        size_t base = (size_t)n->act[a] * SM__PORTS;
+        for (uint32_t q = 0; q < SM__PORTS; q++)
+            if (n->q[base + q].n && n->pk[sm__at_head(&n->q[base + q])].ready < best)
+                best = n->pk[sm__at_head(&n->q[base + q])].ready;
+    }
+    return best;
 }
 
 uint64_t sm_noc_drain(sm_noc_t *n, uint64_t max_cycles)
 {
-    uint64_t c = 0;
-    while (n->live > 0 && c < max_cycles) {
+    uint64_t start = n->now, end = max_cycles > UINT64_MAX - start ? UINT64_MAX : start + max_cycles;
+    while (n->live > 0 && n->now < end) {
+        /* Nothing can move before the earliest head is ready, and nothing else happens meanwhile (no stalls,
+         * no drops, no injection while draining): skip straight there. */
+        uint64_t next = sm__next_ready(n);
+        if (next != UINT64_MAX && next > n->now)
+            n->now = next < end ? next : end;
+        if (n->now >= end)
+            break;
         sm_noc_cycle(n);
-        c++;
     }
-    return c;
+    return n->now - start;
 }
 
 /* ---- synthetic traffic ---- */
@@ -521,7 +653,12 @@ int sm_traffic_run(uint32_t w, uint32_t h, const sm_noc_params_t *p, sm_pattern_
     uint32_t tiles = w * h;
     uint32_t thresh = rate >= 1.0 ? UINT32_MAX : (uint32_t)(rate * 4294967296.0);
     uint64_t measured = 0, limit = cycles * 5;
+    uint64_t held_warm = 0, held_end = 0; /* packets in the mesh and source queues at the window's edges */
     for (uint64_t c = 0; c < limit; c++) {
+        if (c == tr.warm)
+            held_warm = sm_noc_in_flight(noc);
+        if (c == cycles)
+            held_end = sm_noc_in_flight(noc);
         if (c >= cycles && tr.measured_delivered >= measured)
             break;
         for (uint32_t t = 0; t < tiles && rate > 0.0; t++) {
@@ -582,10 +719,15 @@ int sm_traffic_run(uint32_t w, uint32_t h, const sm_noc_params_t *p, sm_pattern_
     if (tr.measured_delivered)
         res->zero_load_latency = tr.zero_load / (double)tr.measured_delivered;
     /* Saturated: the window's packets did not all get through; or the mesh accepts less than it is offered
-     * (by more than 1% plus four standard deviations of the sampling noise); or queueing has made the mean
-     * latency five times the zero-load latency of the same packets. */
+     * (by more than 1% plus four standard deviations of the sampling noise); or packets pile up: the backlog
+     * grew over the window by more than four standard deviations of a steady backlog (taken as Poisson) plus
+     * 0.2% of what was offered in it (one saturated link is enough to make it grow);
+     * or queueing has made the mean latency five times the zero-load latency of the same packets. */
     double sd = sqrt(rate / win);
+    res->backlog_growth = (double)held_end - (double)held_warm;
     res->saturated = res->unfinished > 0 || res->accepted < 0.99 * res->offered - 4.0 * sd ||
+                     res->backlog_growth > 4.0 * sqrt((double)(held_warm > held_end ? held_warm : held_end) + 1.0) +
+                                               0.002 * rate * win ||
                      (tr.measured_delivered && res->mean_latency > 5.0 * res->zero_load_latency);
     if (latencies) {
         *latencies = tr.lat;

@@ -8,8 +8,12 @@
 
 #include "runtime/sim_internal.h"
 
-static const char *const sm__out_names[SM__NOUT] = {"spikes.csv", "traffic.json", "summary.json"};
-enum { SM__OUT_SPIKES, SM__OUT_TRAFFIC, SM__OUT_SUMMARY };
+static const char *const sm__out_names[SM__NOUT] = {"spikes.csv", "traffic.json", "summary.json", "raster.svg",
+                                                    "traffic.svg", "spikes.vcd",   "trace.json",   "latency.csv"};
+enum {
+    SM__OUT_SPIKES, SM__OUT_TRAFFIC, SM__OUT_SUMMARY, SM__OUT_RASTER, SM__OUT_TRAFFIC_SVG, SM__OUT_VCD, SM__OUT_TRACE,
+    SM__OUT_LATENCY
+};
 
 static char *sm__join(const char *dir, const char *name, const char *suffix)
 {
@@ -40,6 +44,9 @@ int sm__out_open(sm_sim_t *s, sm_errbuf_t *eb)
             return sm_errorf(eb, SM_ENOMEM, "out of memory");
         }
     }
+    for (int k = 0; k < SM__NOUT; k++)
+        s->out_on[k] = k < SM__OUT_TRACE || (k == SM__OUT_TRACE && (s->opts.timing || s->opts.mesh_cycle)) ||
+                       (k == SM__OUT_LATENCY && s->opts.mesh_cycle);
     s->spikes_f = fopen(s->out_part[SM__OUT_SPIKES], "w");
     if (!s->spikes_f) {
         int e = errno;
@@ -223,6 +230,13 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
                       tm.p99_ns, "max", tm.max_ns, "barrier_ns", tm.barrier_ns, "core_bound_steps",
                       (json_int_t)tm.core_bound_steps, "mesh_bound_steps", (json_int_t)tm.mesh_bound_steps,
                       "steps_over_dt", (json_int_t)tm.steps_over_dt, "slowest_steps", slow));
+        if (tm.noc) { /* every destination copy is accounted for: sent = delivered + dropped */
+            sm_noc_totals_t nt = sm_noc_totals(tm.noc);
+            json_object_set_new(json_object_get(o, "timing"), "mesh_copies",
+                                json_pack("{s:I,s:I,s:I,s:I}", "sent", (json_int_t)nt.sent, "delivered",
+                                          (json_int_t)nt.delivered, "dropped", (json_int_t)nt.dropped, "reinjected",
+                                          (json_int_t)nt.reinjected));
+        }
         json_object_set_new(o, "energy",
                             json_pack("{s:f,s:f,s:o}", "total_joules", tm.total_energy_pj * 1e-12,
                                       "per_step_joules",
@@ -266,8 +280,13 @@ int sm_sim_write_outputs(sm_sim_t *s, sm_errbuf_t *eb)
     }
     json_decref(traffic);
     free(summary);
+    static int (*const writers[])(sm_sim_t *, const char *) = {sm__write_raster, sm__write_traffic_svg,
+                                                               sm__write_vcd, sm__write_trace, sm__write_latency};
+    for (int k = SM__OUT_RASTER; k < SM__NOUT && rc == 0; k++)
+        if (s->out_on[k] && writers[k - SM__OUT_RASTER](s, s->out_part[k]) != 0)
+            rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s", s->opts.out_dir, sm__out_names[k]);
     for (int k = 0; k < SM__NOUT && rc == 0; k++)
-        if (rename(s->out_part[k], s->out_final[k]) != 0)
+        if (s->out_on[k] && rename(s->out_part[k], s->out_final[k]) != 0)
             rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot rename %s into place: %s", s->opts.out_dir,
                            s->out_final[k], strerror(errno));
     if (rc)

@@ -26,6 +26,13 @@ static void sm__free_state(sm_sim_t *s)
     free(s->pop_spikes);
     free(s->cc);
     free(s->synin);
+    free(s->raster_ev);
+    free(s->raster_rows);
+    free(s->probes);
+    free(s->vcd_ev);
+    free(s->trace.steps);
+    free(s->trace.core_ns);
+    free(s->trace.lat_hist);
     for (int k = 0; k < 2; k++) {
         free(s->step_active[k]);
         free(s->step_synops[k]);
@@ -183,6 +190,23 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
         free(s);
         return rc;
     }
+    if (opts->out_dir) {
+        /* raster.svg draws the first neurons of each population; spikes.vcd probes the first four of each */
+        s->raster_rows = calloc(net->npops, sizeof *s->raster_rows);
+        s->probes = calloc((size_t)net->npops * 4 + 1, sizeof *s->probes);
+        if (!s->raster_rows || !s->probes) {
+            sm__out_abort(s);
+            sm__free_state(s);
+            free(s);
+            return sm_errorf(eb, SM_ENOMEM, "out of memory");
+        }
+        uint32_t per = 600 / net->npops < 20 ? 20 : 600 / net->npops;
+        for (uint32_t p = 0; p < net->npops; p++) {
+            s->raster_rows[p] = net->pops[p].size < per ? net->pops[p].size : per;
+            for (uint32_t i = 0; i < 4 && i < net->pops[p].size && s->nprobes < 64; i++)
+                s->probes[s->nprobes++] = net->pops[p].first + i;
+        }
+    }
     if (opts->timing || opts->mesh_cycle) {
         s->opts.timing = 1;
         s->synin = calloc(n, sizeof *s->synin);
@@ -242,7 +266,7 @@ static void sm__spin_wait(sm__spin_barrier_t *b, uint32_t *sense)
     }
 }
 
-/* Steps neurons [f, f + count) of a lif population with a variant set (imported neurons, c->general). */
+/* Steps neurons [f, f + count) of a lif population with a variant set or a per-neuron drive (imported neurons). */
 static uint32_t sm__step_general(sm_sim_t *s, const sm_lif_consts_t *c, const sm_pop_t *pp, size_t slot, uint32_t f,
                                  uint32_t count, uint32_t *spk)
 {
@@ -275,7 +299,7 @@ static uint32_t sm__phase_update(sm_sim_t *s, const sm__worker_t *w, uint64_t st
             ns += sm_core_poisson_step(s->p_spike[pop], d->seed, count, f, step, spk + ns);
         } else if (pp->model == SM_MODEL_SPIKE_SOURCE) {
             ns += sm_core_source_step(pp->spikes, pp->nspikes, step, f - pp->first, count, f, spk + ns);
-        } else if (c->general) {
+        } else if (c->general || pp->drive) {
             ns += sm__step_general(s, c, pp, slot, f, count, spk + ns);
         } else if (s->opts.single) {
             float *in_e = s->acc ? (float *)s->acc + slot * n + f : NULL;
@@ -404,6 +428,8 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
                 s->stats.spikes += s->workers[u].nspk[p];
                 if (s->spikes_f)
                     sm__out_spikes(s, step, s->workers[u].spk[p], s->workers[u].nspk[p]);
+                if (s->raster_rows)
+                    sm__capture(s, step, s->workers[u].spk[p], s->workers[u].nspk[p]);
             }
             if (s->tm) { /* the previous step's core counts are complete: finish it; then this step's mesh */
                 sm__timing_cores(s, p ^ 1u);

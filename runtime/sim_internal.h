@@ -8,7 +8,33 @@
 
 #include "spikemesh/runtime.h"
 
-#define SM__NOUT 3 /* spikes.csv, traffic.json, summary.json */
+#define SM__NOUT 8 /* spikes.csv, traffic.json, summary.json, raster.svg, traffic.svg, spikes.vcd, trace.json,
+                   * latency.csv */
+#define SM__RASTER_MAX 400000u   /* spikes drawn in raster.svg at most */
+#define SM__VCD_MAX 5000000u     /* spike events written to spikes.vcd at most */
+#define SM__TRACE_STEPS 200u     /* steps traced in trace.json */
+#define SM__TRACE_CORES 64u      /* cores traced in trace.json */
+
+typedef struct {
+    uint64_t step;
+    uint32_t id;
+} sm__ev_t;
+
+typedef struct {
+    uint64_t step;
+    double core_ns, drain_ns, barrier_ns; /* slowest core, mesh drain, barrier */
+    uint64_t packets, hops;
+} sm__trace_step_t;
+
+/* What trace.json and latency.csv show: the first steps of the timing model, the cycle model's latencies. */
+typedef struct {
+    uint64_t max_steps, nsteps;
+    uint32_t ncores;      /* cores traced */
+    sm__trace_step_t *steps;
+    double *core_ns;      /* [max_steps][ncores] */
+    uint64_t *lat_hist;   /* deliveries by latency in cycles */
+    uint64_t nlat;
+} sm__trace_t;
 #define SM__ENERGY_KINDS SM_ENERGY_KINDS
 #define SM__SPIKED 0x80000000u /* in synin: the neuron spiked this step */
 
@@ -86,10 +112,23 @@ struct sm_sim {
     uint64_t t0_ns;
     int stop, finished, show_progress;
 
+    /* captures for the pictures (with an output directory) */
+    sm__ev_t *raster_ev;
+    uint64_t nraster, raster_cap;
+    int raster_truncated;
+    uint32_t *raster_rows; /* per population: its first neurons drawn */
+    uint32_t *probes;      /* neurons in spikes.vcd, increasing */
+    uint32_t nprobes;
+    sm__ev_t *vcd_ev;      /* (step, probe index) */
+    uint64_t nvcd, vcd_cap;
+    int vcd_truncated;
+    sm__trace_t trace;
+
     /* outputs: written as NAME.part, renamed when complete */
     FILE *spikes_f;
     char *out_part[SM__NOUT];
     char *out_final[SM__NOUT];
+    int out_on[SM__NOUT];
 };
 
 void sm__fold(sm_sim_t *s);
@@ -97,6 +136,12 @@ int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb);
 void sm__timing_destroy(sm__timing_t *t);
 void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity);
 void sm__timing_cores(sm_sim_t *s, uint32_t parity);
+void sm__capture(sm_sim_t *s, uint64_t step, const uint32_t *ids, uint32_t n);
+int sm__write_raster(sm_sim_t *s, const char *path);
+int sm__write_traffic_svg(sm_sim_t *s, const char *path);
+int sm__write_vcd(sm_sim_t *s, const char *path);
+int sm__write_trace(sm_sim_t *s, const char *path);
+int sm__write_latency(sm_sim_t *s, const char *path);
 int sm__out_open(sm_sim_t *s, sm_errbuf_t *eb);
 void sm__out_spikes(sm_sim_t *s, uint64_t step, const uint32_t *ids, uint32_t n);
 int sm__out_finish(sm_sim_t *s, sm_errbuf_t *eb);

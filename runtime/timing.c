@@ -15,9 +15,10 @@ struct sm__timing {
     double barrier_ns;
     double *piece_lat_ns;    /* zero-load time of one packet of the piece to its last core */
     uint32_t *piece_ew, *piece_ns;
+    uint32_t *child0;        /* cycle model: first child of every node of every recorded tree */
     uint64_t pending;        /* step whose mesh part is done and core part is not (UINT64_MAX: none) */
     double pending_drain_ns;
-    uint64_t pending_ew, pending_ns, pending_deliv;
+    uint64_t pending_ew, pending_ns, pending_deliv, pending_packets;
     /* results */
     double *step_ns;         /* modelled time of every step (up to cap) */
     uint64_t nsteps, cap;
@@ -27,6 +28,8 @@ struct sm__timing {
     sm_timing_step_t top[SM__TOP];
     uint32_t ntop;
 };
+
+static void sm__on_deliver(void *ctx, uint64_t tag, uint32_t tile, uint32_t ncores, uint64_t latency, uint32_t hops);
 
 int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb)
 {
@@ -80,8 +83,46 @@ int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb)
         int rc = sm_noc_create(&t->noc, (sm_mesh_t *)&d->mesh, &chip->noc, eb);
         if (rc)
             return rc;
+        t->child0 = malloc((d->tree_off[d->npieces] + 1) * sizeof *t->child0);
+        if (!t->child0)
+            return sm_errorf(eb, SM_ENOMEM, "out of memory for the cycle-level mesh");
+        for (uint32_t q = 0; q < d->npieces; q++)
+            sm_noc_tree_children(d->trees + d->tree_off[q], (uint32_t)(d->tree_off[q + 1] - d->tree_off[q]),
+                                 t->child0 + d->tree_off[q]);
+        if (s->opts.out_dir)
+            sm_noc_on_deliver(t->noc, sm__on_deliver, s);
+    }
+    if (s->opts.out_dir) { /* trace.json: the first steps, the first cores */
+        sm__trace_t *tr = &s->trace;
+        tr->max_steps = s->nsteps < SM__TRACE_STEPS ? s->nsteps : SM__TRACE_STEPS;
+        tr->ncores = d->ncores < SM__TRACE_CORES ? d->ncores : SM__TRACE_CORES;
+        tr->steps = calloc(tr->max_steps + 1, sizeof *tr->steps);
+        tr->core_ns = calloc(tr->max_steps * tr->ncores + 1, sizeof *tr->core_ns);
+        if (!tr->steps || !tr->core_ns)
+            return sm_errorf(eb, SM_ENOMEM, "out of memory for trace.json");
     }
     return 0;
+}
+
+/* Cycle-level mesh deliveries: the latency histogram of latency.csv. */
+static void sm__on_deliver(void *ctx, uint64_t tag, uint32_t tile, uint32_t ncores, uint64_t latency, uint32_t hops)
+{
+    sm__trace_t *tr = &((sm_sim_t *)ctx)->trace;
+    (void)tag;
+    (void)tile;
+    (void)hops;
+    if (latency >= tr->nlat) {
+        uint64_t nn = tr->nlat ? tr->nlat : 64;
+        while (nn <= latency)
+            nn *= 2;
+        uint64_t *nh = realloc(tr->lat_hist, nn * sizeof *nh);
+        if (!nh)
+            return;
+        memset(nh + tr->nlat, 0, (nn - tr->nlat) * sizeof *nh);
+        tr->lat_hist = nh;
+        tr->nlat = nn;
+    }
+    tr->lat_hist[latency] += ncores;
 }
 
 void sm__timing_destroy(sm__timing_t *t)
@@ -92,6 +133,7 @@ void sm__timing_destroy(sm__timing_t *t)
     free(t->piece_lat_ns);
     free(t->piece_ew);
     free(t->piece_ns);
+    free(t->child0);
     free(t->core_busy_ns);
     free(t->core_energy_pj);
     free(t->step_ns);
@@ -104,7 +146,7 @@ void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity)
     sm__timing_t *t = s->tm;
     const sm_deploy_t *d = s->d;
     double drain = 0;
-    uint64_t ew = 0, ns = 0, deliv = 0;
+    uint64_t ew = 0, ns = 0, deliv = 0, packets = 0;
     uint64_t start = t->noc ? sm_noc_now(t->noc) : 0;
     for (uint32_t u = 0; u < s->nworkers; u++) {
         const sm__worker_t *w = &s->workers[u];
@@ -112,13 +154,13 @@ void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity)
             uint32_t q = d->piece_of[w->spk[parity][k]];
             if (d->pieces[q].ndest == 0)
                 continue;
+            packets++;
             ew += t->piece_ew[q];
             ns += t->piece_ns[q];
             deliv += d->pieces[q].ndest;
             if (t->cycle)
-                sm_noc_inject_copies(t->noc, d->cores[d->pieces[q].core].tile, UINT32_MAX,
-                                     d->pieces[q].key + (w->spk[parity][k] - d->pieces[q].first), step,
-                                     d->pieces[q].ndest);
+                sm_noc_inject_tree(t->noc, d->trees + d->tree_off[q], t->child0 + d->tree_off[q], step,
+                                   d->pieces[q].ndest);
             else if (t->piece_lat_ns[q] > drain)
                 drain = t->piece_lat_ns[q];
         }
@@ -133,6 +175,7 @@ void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity)
     t->pending_ew = ew;
     t->pending_ns = ns;
     t->pending_deliv = deliv;
+    t->pending_packets = packets;
 }
 
 /* Core part of the pending step, from the per-core counts the workers left in the parity's arrays. */
@@ -199,6 +242,19 @@ void sm__timing_cores(sm_sim_t *s, uint32_t parity)
         t->top[pos] = rec;
         if (t->ntop < SM__TOP)
             t->ntop++;
+    }
+    sm__trace_t *tr = &s->trace;
+    if (tr->nsteps < tr->max_steps) {
+        for (uint32_t k = 0; k < tr->ncores; k++) {
+            uint64_t act = s->step_active[parity][k], idle = d->cores[k].count - act;
+            tr->core_ns[tr->nsteps * tr->ncores + k] = (double)act * c->neuron_active_ns +
+                                                       (double)idle * c->neuron_idle_ns +
+                                                       (double)s->step_synops[parity][k] * c->syn_op_ns;
+        }
+        tr->steps[tr->nsteps++] = (sm__trace_step_t){.step = t->pending, .core_ns = slowest,
+                                                     .drain_ns = t->pending_drain_ns, .barrier_ns = t->barrier_ns,
+                                                     .packets = t->pending_packets,
+                                                     .hops = t->pending_ew + t->pending_ns};
     }
     t->pending = UINT64_MAX;
 }

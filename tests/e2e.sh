@@ -78,6 +78,17 @@ check "info cuba --json" [ "$(json_num "$tmp/i.json" neurons)" = 4000 ]
 check "info and run agree on cores" [ "$(json_num "$tmp/i.json" cores_used)" = "$(json_num "$tmp/a.json" cores_used)" ]
 "$SPIKEMESH" presets >"$tmp/pr.txt"
 check "presets lists loihi and small" sh -c "grep -q '^loihi' '$tmp/pr.txt' && grep -q '^small' '$tmp/pr.txt'"
+# A lossy mesh (one-packet buffers, four-flit packets, drops after 3 blocked cycles): drops appear in the
+# summary and the copies add up.
+"$SPIKEMESH" run cuba:1000 --duration 100 --chip "$SRCDIR/tests/data/chip_drops.json" --mesh-model cycle --json \
+    >"$tmp/drop.json" 2>&1
+check "run on a lossy mesh exits 0" [ $? -eq 0 ]
+sent=$(json_num "$tmp/drop.json" sent)
+delivered=$(json_num "$tmp/drop.json" delivered)
+dropped=$(json_num "$tmp/drop.json" dropped)
+check "a lossy mesh drops packets ($dropped of $sent copies)" [ "${dropped:-0}" -gt 0 ]
+check "sent = delivered + dropped ($sent = $delivered + $dropped)" [ "$sent" = "$((delivered + dropped))" ]
+
 # traffic: synthetic traffic on the cycle-level mesh
 "$SPIKEMESH" traffic --mesh 6x6 --pattern uniform --rate 0.1 --cycles 2000 --json >"$tmp/t.json"
 check "traffic exits 0" [ $? -eq 0 ]

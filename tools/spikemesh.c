@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <jansson.h>
 #include <uv.h>
@@ -29,8 +30,8 @@ static const char *const sm_usage_main =
     "  traffic           synthetic traffic on the cycle-level mesh model: latency, throughput, saturation\n"
     "  help [COMMAND]    show help for a command\n"
     "\n"
-    "NETWORK is a network JSON file (docs/network-format.md) or a built-in network: cuba (4000 neurons)\n"
-    "or cuba:N. Run 'spikemesh COMMAND --help' for the options of a command.\n";
+    "NETWORK is a network JSON file (docs/network-format.md), a NIR graph (a .nir file, docs/nir.md) or a\n"
+    "built-in network: cuba (4000 neurons) or cuba:N. Run 'spikemesh COMMAND --help' for the options of a command.\n";
 
 static const char *const sm_usage_run =
     "usage: spikemesh run [NETWORK] [OPTIONS]\n"
@@ -42,9 +43,13 @@ static const char *const sm_usage_run =
     "                     (docs/chip-format.md); default loihi\n"
     "  --duration MS      biological time to simulate in ms (default: the network's duration_ms, else 1000)\n"
     "  --seed N           random seed for connectivity, initial values and inputs (default 1)\n"
+    "  --input FILE       spikes of the network's inputs (NIR Input nodes): a \"step,neuron\" CSV file\n"
+    "                     (docs/nir.md)\n"
+    "  --dt MS            step of a NIR graph in ms (default 1); JSON networks give their own dt_ms\n"
     "  --out DIR          write spikes.csv, traffic.json and summary.json into DIR (created if missing)\n"
     "  --json             print the summary as one JSON object instead of text\n"
-    "  --realtime         pace the simulation at one step per dt of wall time; count steps that overran\n"
+    "  --realtime         pace the simulation at one step per dt of wall time; count steps that overran, and\n"
+    "                     (with the timing model, which it turns on) steps the chip itself would overrun\n"
     "  --threads N        worker threads (default: one per CPU); results are identical for any N\n"
     "  --precision P      neuron state in double (default) or single precision\n"
     "  --profile          print the time spent in each phase of the step (update, route, record)\n"
@@ -67,6 +72,7 @@ static const char *const sm_usage_info =
     "options:\n"
     "  --chip SPEC        chip preset, PRESET:WxH or chip JSON file (default loihi)\n"
     "  --seed N           random seed for the connectivity (default 1)\n"
+    "  --dt MS            step of a NIR graph in ms (default 1), which sets its delays in steps\n"
     "  --json             print one JSON object\n"
     "  -h, --help         show this help\n";
 
@@ -76,14 +82,27 @@ static const char *const sm_usage_presets =
     "Lists the built-in chip presets and their per-core limits.\n";
 
 /* A network argument is a file when one exists at that path (or it looks like a path), else a built-in name. */
+static int sm_network_is_nir(const char *spec)
+{
+    size_t n = strlen(spec);
+    return n >= 4 && strcasecmp(spec + n - 4, ".nir") == 0;
+}
+
 static int sm_network_is_file(const char *spec)
 {
     struct stat st;
-    return stat(spec, &st) == 0 || strchr(spec, '/') || strstr(spec, ".json");
+    return stat(spec, &st) == 0 || strchr(spec, '/') || strstr(spec, ".json") || sm_network_is_nir(spec);
 }
 
-static int sm_load_network(const char *spec, sm_net_t *net, sm_errbuf_t *eb)
+/* dt_ms: --dt (0: not given), which only a NIR graph takes (1 ms by default). */
+static int sm_load_network(const char *spec, double dt_ms, sm_net_t *net, sm_errbuf_t *eb)
 {
+    if (sm_network_is_nir(spec))
+        return sm_net_load_nir(spec, dt_ms > 0 ? dt_ms : 1.0, net, eb);
+    memset(net, 0, sizeof *net);
+    if (dt_ms > 0)
+        return sm_errorf(eb, SM_EINVAL, "--dt applies to NIR graphs (.nir files); '%s' sets its own step (dt_ms)",
+                         spec);
     if (sm_network_is_file(spec))
         return sm_net_load(spec, net, eb);
     return sm_net_builtin(spec, net, eb);
@@ -112,8 +131,8 @@ static void sm_print_count(const char *label, uint64_t v)
 }
 
 typedef struct {
-    const char *network, *chip, *out;
-    double duration;
+    const char *network, *chip, *out, *input;
+    double duration, dt;
     uint64_t seed;
     uint64_t threads;
     int json, realtime, progress, help, single, profile, timing, mesh_cycle;
@@ -122,7 +141,7 @@ typedef struct {
 static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts)
 {
     enum { O_CHIP = 1, O_DURATION, O_SEED, O_OUT, O_JSON, O_REALTIME, O_THREADS, O_PRECISION, O_PROFILE, O_TIMING,
-           O_MESHMODEL, O_PROGRESS,
+           O_MESHMODEL, O_INPUT, O_DT, O_PROGRESS,
            O_NOPROGRESS };
     static const struct option run_opts[] = {
         {"chip", required_argument, 0, O_CHIP},         {"duration", required_argument, 0, O_DURATION},
@@ -131,6 +150,7 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
         {"threads", required_argument, 0, O_THREADS},   {"precision", required_argument, 0, O_PRECISION},
         {"profile", no_argument, 0, O_PROFILE},        {"timing", no_argument, 0, O_TIMING},
         {"mesh-model", required_argument, 0, O_MESHMODEL},
+        {"input", required_argument, 0, O_INPUT},       {"dt", required_argument, 0, O_DT},
         {"progress", no_argument, 0, O_PROGRESS},       {"no-progress", no_argument, 0, O_NOPROGRESS},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     int c, li = -1;
@@ -139,7 +159,7 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
     while ((c = getopt_long(argc, argv, ":h", run_opts, &li)) != -1) {
         if (!allow_run_opts && (c == O_DURATION || c == O_OUT || c == O_REALTIME || c == O_PROGRESS ||
                                 c == O_NOPROGRESS || c == O_THREADS || c == O_PRECISION || c == O_PROFILE ||
-                                c == O_TIMING || c == O_MESHMODEL)) {
+                                c == O_TIMING || c == O_MESHMODEL || c == O_INPUT)) {
             /* Named from the table: argv[optind - 1] is the option's value when it takes one. */
             fprintf(stderr, "spikemesh %s: option '--%s' belongs to 'run' (see --help)\n", argv[0],
                     run_opts[li].name);
@@ -208,6 +228,17 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
                 return -1;
             }
             break;
+        case O_INPUT:
+            cli->input = optarg;
+            break;
+        case O_DT:
+            if (sm_cli_double(argv[0], "--dt", optarg, &cli->dt))
+                return -1;
+            if (!(cli->dt > 0)) {
+                fprintf(stderr, "spikemesh %s: --dt '%s': must be a positive number of ms\n", argv[0], optarg);
+                return -1;
+            }
+            break;
         case O_NOPROGRESS:
             cli->progress = 0;
             break;
@@ -263,8 +294,10 @@ static int sm_cmd_run(int argc, char **argv)
     if (!cli.network)
         cli.network = "cuba";
     uint64_t t0 = uv_hrtime();
-    if ((rc = sm_load_network(cli.network, &net, &eb)) != 0) {
+    if ((rc = sm_load_network(cli.network, cli.dt, &net, &eb)) != 0 ||
+        (cli.input && (rc = sm_net_load_input(&net, cli.input, &eb)) != 0)) {
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        sm_net_free(&net);
         return EXIT_BADINPUT;
     }
     if ((rc = sm_chip_resolve(cli.chip, &chip, &eb)) != 0) {
@@ -284,7 +317,7 @@ static int sm_cmd_run(int argc, char **argv)
                         .threads = (uint32_t)cli.threads,
                         .single = cli.single,
                         .profile = cli.profile,
-                        .timing = cli.timing,
+                        .timing = cli.timing || cli.realtime, /* real time: report modelled overruns */
                         .mesh_cycle = cli.mesh_cycle,
                         .out_dir = cli.out,
                         .handle_signals = 1};
@@ -367,6 +400,12 @@ static int sm_cmd_run(int argc, char **argv)
                    "than dt\n",
                    "critical path", (unsigned long long)tm.core_bound_steps, (unsigned long long)tm.mesh_bound_steps,
                    tm.barrier_ns, (unsigned long long)tm.steps_over_dt);
+            if (tm.noc) {
+                sm_noc_totals_t nt = sm_noc_totals(tm.noc);
+                printf("  %-15s %llu copies sent, %llu delivered, %llu dropped, %llu re-injected\n", "mesh (cycles)",
+                       (unsigned long long)nt.sent, (unsigned long long)nt.delivered, (unsigned long long)nt.dropped,
+                       (unsigned long long)nt.reinjected);
+            }
             for (uint32_t k = 0; k < tm.nslowest && k < 3; k++)
                 printf("    slow step %-6llu %.0f ns: core %u %.0f ns + mesh %.0f ns + barrier %.0f ns\n",
                        (unsigned long long)tm.slowest[k].step, tm.slowest[k].total_ns, tm.slowest[k].core,
@@ -408,7 +447,7 @@ static int sm_cmd_info(int argc, char **argv)
         fprintf(stderr, "spikemesh info: which network? (see --help)\n");
         return EXIT_BADINPUT;
     }
-    if (sm_load_network(cli.network, &net, &eb) != 0 || sm_chip_resolve(cli.chip, &chip, &eb) != 0) {
+    if (sm_load_network(cli.network, cli.dt, &net, &eb) != 0 || sm_chip_resolve(cli.chip, &chip, &eb) != 0) {
         fprintf(stderr, "spikemesh info: %s\n", eb.msg);
         sm_net_free(&net);
         return EXIT_BADINPUT;
@@ -455,7 +494,7 @@ static int sm_cmd_info(int argc, char **argv)
         sm_print_count("neurons", dep.n);
         for (uint32_t p = 0; p < net.npops; p++)
             printf("    %-13s %u (%s)\n", net.pops[p].name, net.pops[p].size,
-                   net.pops[p].model == SM_MODEL_LIF ? "lif" : "poisson");
+                   sm_pop_model_name(&net.pops[p]));
         sm_print_count("projections", net.nprojs);
         sm_print_count("synapses", dep.nsyn);
         printf("  %-15s %.1f KiB in all (%u bytes per synapse)\n", "synapse memory", (double)mem / 1024.0,

@@ -80,13 +80,14 @@ static int sm_write_histogram(const char *path, const uint64_t *lat, uint64_t n)
 
 static json_t *sm_result_json(const sm_traffic_result_t *r)
 {
-    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "offered_rate", r->offered,
+    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "offered_rate", r->offered,
                      "accepted_rate", r->accepted, "mean_latency_cycles", r->mean_latency, "p99_latency_cycles",
                      r->p99_latency, "zero_load_latency_cycles", r->zero_load_latency, "mean_hops", r->mean_hops,
                      "saturated", r->saturated, "measured_packets",
                      (json_int_t)r->measured, "unfinished_packets", (json_int_t)r->unfinished, "sent",
                      (json_int_t)r->totals.sent, "delivered", (json_int_t)r->totals.delivered, "dropped",
-                     (json_int_t)r->totals.dropped, "packet_hops", (json_int_t)r->packet_hops);
+                     (json_int_t)r->totals.dropped, "packet_hops", (json_int_t)r->packet_hops, "still_in_mesh",
+                     (json_int_t)r->in_flight, "backlog_growth", r->backlog_growth);
 }
 
 int sm_cmd_traffic(int argc, char **argv)
@@ -318,9 +319,11 @@ int sm_cmd_traffic(int argc, char **argv)
             printf("  latency         mean %.2f, p99 %.0f cycles (zero-load %.2f)\n", res.mean_latency,
                    res.p99_latency, res.zero_load_latency);
             printf("  mean hops       %.3f\n", res.mean_hops);
-            printf("  packets         %llu sent, %llu delivered, %llu dropped, %llu re-injected\n",
+            printf("  packets         %llu sent, %llu delivered, %llu dropped, %llu re-injected, %llu still in the "
+                   "mesh when the drain stopped\n",
                    (unsigned long long)res.totals.sent, (unsigned long long)res.totals.delivered,
-                   (unsigned long long)res.totals.dropped, (unsigned long long)res.totals.reinjected);
+                   (unsigned long long)res.totals.dropped, (unsigned long long)res.totals.reinjected,
+                   (unsigned long long)res.in_flight);
         }
     }
     double secs = (double)(uv_hrtime() - t0) * 1e-9;

@@ -45,7 +45,8 @@ typedef struct {
     double v_thresh; /* mV */
     double v_reset;  /* mV */
     int32_t ref_steps; /* round(t_ref / dt): steps a neuron stays refractory, the spike step included */
-    /* The general form, used by sm_core_lifx_step* when `general` is set (any variant above):
+    /* The general form, used by sm_core_lifx_step* when `general` is set (any variant above) or the population has
+     * a per-neuron drive:
      *   h = ge + in_e - dsyn * drive                        (the part of ge that decays freely)
      *   v' = pm * v + cu * (v_base + drive) + ce * h + ci * (gi + in_i)
      *   ge' = dsyn * drive + pe * h,  gi' = pi * (gi + in_i) */

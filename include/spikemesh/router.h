@@ -142,6 +142,13 @@ int sm_noc_inject(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_
  * which saves walking its tree. */
 int sm_noc_inject_copies(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_t tag, uint64_t copies);
 
+/* Injects a multicast packet that follows a tree recorded by sm_mesh_add_tree (routes from the record, no table
+ * lookups), at the tree's root; child0 from sm_noc_tree_children; copies: its destination cores. */
+int sm_noc_inject_tree(sm_noc_t *n, const uint64_t *tree, const uint32_t *child0, uint64_t tag, uint64_t copies);
+/* For a recorded tree of n routers (breadth-first, each router's children in direction order): the index of each
+ * router's first child. */
+void sm_noc_tree_children(const uint64_t *tree, uint32_t n, uint32_t *child0);
+
 /* Delivery callback: a packet (tag) reached `ncores` cores of tile `tile` after `latency` cycles, having
  * crossed `hops` links. */
 typedef void (*sm_noc_deliver_cb)(void *ctx, uint64_t tag, uint32_t tile, uint32_t ncores, uint64_t latency,
@@ -188,8 +195,10 @@ typedef struct {
     uint64_t measured;     /* packets created in the window */
     uint64_t unfinished;   /* of those, not delivered when the run ended */
     uint64_t packet_hops;  /* link traversals simulated */
-    uint64_t in_flight;    /* packets left in the mesh after the final drain (0 unless it deadlocked) */
-    int saturated;         /* did not drain, accepts less than offered, or latency 5x zero-load */
+    uint64_t in_flight;    /* packets still queued when the final drain (at most 20 x cycles) stopped: a mesh
+                            * driven far past saturation holds a long backlog */
+    double backlog_growth; /* packets queued at the window's end less those at its start */
+    int saturated;         /* did not drain, accepts less than offered, backlog grows, or latency 5x zero-load */
     sm_noc_totals_t totals;
 } sm_traffic_result_t;
 
