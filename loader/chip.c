@@ -118,6 +118,18 @@ static int sm__chip_uint(sm__jctx_t *cx, json_t *obj, const char *key, uint64_t 
 
 int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
 {
+    char *text;
+    size_t len;
+    int rc = sm__read_file(path, &text, &len, eb);
+    if (rc)
+        return rc;
+    rc = sm_chip_parse(text, len, path, chip, eb);
+    free(text);
+    return rc;
+}
+
+int sm_chip_parse(const char *text, size_t len, const char *name, sm_chip_t *chip, sm_errbuf_t *eb)
+{
     static const char *const keys[] = {"name", "mesh", "cores_per_tile", "core", "router", "costs", NULL};
     static const char *const mkeys[] = {"width", "height", NULL};
     static const char *const ckeys[] = {"max_neurons", "synapse_memory_bytes", "synapse_bytes", "max_fan_in",
@@ -125,21 +137,17 @@ int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
     static const char *const rkeys[] = {"table_entries",  "model",         "buffer_depth",  "packet_flits",
                                         "link_flits_per_cycle", "hop_cycles_ew", "hop_cycles_ns",
                                         "drop_after_cycles", "reinject", NULL};
-    char *text;
-    size_t len;
     json_t *root = NULL, *o;
     uint64_t v;
-    const char *name;
-    int rc = sm__read_file(path, &text, &len, eb);
-    if (rc)
-        return rc;
-    sm__jctx_t cx = {.file = path, .text = text, .len = len, .eb = eb};
+    const char *cname;
+    int rc;
+    sm__jctx_t cx = {.file = name, .text = text, .len = len, .eb = eb};
     memset(chip, 0, sizeof *chip);
     if ((rc = sm__json_parse(&cx, &root)) != 0)
         goto out;
-    if ((rc = sm__jcheck_keys(&cx, root, keys)) != 0 || (rc = sm__jget_str(&cx, root, "name", 0, "chip", &name)) != 0)
+    if ((rc = sm__jcheck_keys(&cx, root, keys)) != 0 || (rc = sm__jget_str(&cx, root, "name", 0, "chip", &cname)) != 0)
         goto out;
-    snprintf(chip->name, sizeof chip->name, "%s", name);
+    snprintf(chip->name, sizeof chip->name, "%s", cname);
     if ((rc = sm__chip_uint(&cx, root, "cores_per_tile", 1, SM_TILE_MAX_CORES, 1, 1, &v)) != 0)
         goto out;
     chip->cores_per_tile = (uint32_t)v;
@@ -270,6 +278,5 @@ int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
     }
 out:
     json_decref(root);
-    free(text);
     return rc;
 }

@@ -63,6 +63,34 @@ static double sm__unext(sm__ustream_t *s)
     return 1.0 - sm_u01(s->w[2 * s->left], s->w[2 * s->left + 1]);
 }
 
+/* Bernoulli(p) targets among post neurons [lo, hi) (local indices), in increasing order, by geometric skipping
+ * on the stream us; `skip` is left out (autapses), the rest pushed as synapses. */
+static int sm__gen_range(sm__ustream_t *us, uint32_t lo, uint32_t hi, double p, uint32_t skip, uint32_t base,
+                         uint32_t delay, uint8_t inh, float w, sm__synbuf_t *b)
+{
+    int rc = 0;
+    if (p <= 0.0 || lo >= hi)
+        return 0;
+    if (p >= 1.0) {
+        for (uint32_t j = lo; j < hi && rc == 0; j++)
+            if (j != skip)
+                rc = sm__push(b, SM_SYN_PACK(base + j, delay, inh), w);
+        return rc;
+    }
+    double l1p = log1p(-p), j = (double)lo - 1.0;
+    for (;;) {
+        j += floor(log(sm__unext(us)) / l1p) + 1.0;
+        if (j >= (double)hi)
+            break;
+        uint32_t jj = (uint32_t)j;
+        if (jj == skip)
+            continue;
+        if ((rc = sm__push(b, SM_SYN_PACK(base + jj, delay, inh), w)) != 0)
+            break;
+    }
+    return rc;
+}
+
 static int sm__gen_row(const sm_net_t *net, uint32_t k, uint32_t i, uint64_t seed, const uint32_t *list_ptr,
                        const uint32_t *list_idx, sm__synbuf_t *b)
 {
@@ -74,25 +102,40 @@ static int sm__gen_row(const sm_net_t *net, uint32_t k, uint32_t i, uint64_t see
 #define SM__TGT(j) SM_SYN_PACK(base + (j), pr->delay_steps, pr->inhibitory)
     switch (pr->rule) {
     case SM_CONN_BERNOULLI: {
-        if (pr->p <= 0.0)
-            break;
-        if (pr->p >= 1.0) {
-            for (uint32_t j = 0; j < post->size && rc == 0; j++)
-                if (!same || pr->autapses || j != i)
-                    rc = sm__push(b, SM__TGT(j), w);
-            break;
-        }
         sm__ustream_t us = {.seed = seed, .a = k, .b = i};
-        double l1p = log1p(-pr->p), j = -1.0;
-        for (;;) {
-            j += floor(log(sm__unext(&us)) / l1p) + 1.0;
-            if (j >= (double)post->size)
-                break;
-            uint32_t jj = (uint32_t)j;
-            if (same && !pr->autapses && jj == i)
-                continue;
-            if ((rc = sm__push(b, SM__TGT(jj), w)) != 0)
-                break;
+        rc = sm__gen_range(&us, 0, post->size, pr->p, same && !pr->autapses ? i : UINT32_MAX, base,
+                           pr->delay_steps, pr->inhibitory, w, b);
+        break;
+    }
+    case SM_CONN_BLOCKS: {
+        /* post ranges in increasing order, each with its probability: own block, next block, the rest */
+        uint32_t B = pr->blocks, npre = net->pops[pr->pre].size, np = post->size;
+        uint32_t blk = (uint32_t)((uint64_t)i * B / npre), nxt = (blk + 1) % B;
+        uint32_t lo_own = (uint32_t)((uint64_t)blk * np / B), hi_own = (uint32_t)((uint64_t)(blk + 1) * np / B);
+        uint32_t lo_nxt = (uint32_t)((uint64_t)nxt * np / B), hi_nxt = (uint32_t)((uint64_t)(nxt + 1) * np / B);
+        sm__ustream_t us = {.seed = seed, .a = k, .b = i};
+        uint32_t skip = same && !pr->autapses ? i : UINT32_MAX;
+        /* walk [0, np) in order: every point belongs to own, next or other */
+        uint32_t pos = 0;
+        while (pos < np && rc == 0) {
+            uint32_t end;
+            double pp;
+            if (pos >= lo_own && pos < hi_own) {
+                end = hi_own;
+                pp = pr->p;
+            } else if (B > 1 && pos >= lo_nxt && pos < hi_nxt) {
+                end = hi_nxt;
+                pp = pr->p_next;
+            } else {
+                end = np;
+                if (lo_own > pos && lo_own < end)
+                    end = lo_own;
+                if (B > 1 && lo_nxt > pos && lo_nxt < end)
+                    end = lo_nxt;
+                pp = pr->p_out;
+            }
+            rc = sm__gen_range(&us, pos, end, pp, skip, base, pr->delay_steps, pr->inhibitory, w, b);
+            pos = end;
         }
         break;
     }
@@ -159,6 +202,12 @@ static double sm__expected_synapses(const sm_net_t *net)
         case SM_CONN_LIST:
             e += (double)pr->npairs;
             break;
+        case SM_CONN_BLOCKS: {
+            double blk = b / pr->blocks;
+            e += a * (pr->p * blk + (pr->blocks > 1 ? pr->p_next * blk : 0) +
+                      pr->p_out * (b - blk * (pr->blocks > 1 ? 2 : 1)));
+            break;
+        }
         }
     }
     return e;
@@ -258,8 +307,9 @@ enum { SM__LIM_NEURONS, SM__LIM_MEMORY, SM__LIM_FANIN, SM__LIM_COUNT };
 #define SM__MESH_SIDE_MAX 4096u
 #define SM__MESH_TILES_MAX (1u << 22)
 
-static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb);
 static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb);
+static int sm__partition_fanout(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb);
+static uint32_t sm__fanout(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb);
 
 /* The end of a "does not fit" message: a w x h mesh of the same chip holds every core; it is named only
  * after a trial deployment on it succeeds, since routing tables can overflow on it even so. A chip with a
@@ -289,7 +339,10 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     else
         snprintf(mesh, sizeof mesh, "\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file",
                  (unsigned long long)w, (unsigned long long)h);
-    /* Trial on the larger mesh: the same synapses, fresh cores, pieces and tables. */
+    /* Trial on the larger mesh: the same synapses, fresh cores, pieces and tables. Smaller cores (fan-out) may
+     * need more of them than this round counted: grow the mesh until the cores fit. */
+    int rc = SM_ENOFIT;
+    for (int grow = 0; grow < 8; grow++) {
     big.width = (uint32_t)w;
     big.height = (uint32_t)h;
     sm_deploy_t t = *d;
@@ -305,7 +358,9 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     t.table_entries = 0;
     t.max_table = 0;
     memset(&t.mesh, 0, sizeof t.mesh);
-    int rc = sm__partition(net, &big, &t, &teb);
+    t.fanout_rounds = 0;
+    rc = sm__partition_fanout(net, &big, &t, &teb);
+    int cores_short = rc == SM_ENOFIT && t.ncores == 0 && strstr(teb.msg, "more than the") != NULL;
     if (rc == 0)
         rc = sm__route(net, &big, &t, &teb);
     free(t.cores);
@@ -314,6 +369,18 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     free(t.trees);
     free(t.tree_off);
     sm_mesh_free(&t.mesh);
+    if (!cores_short)
+        break;
+    w = w + (w + 3) / 4; /* a quarter more on each side */
+    h = h + (h + 3) / 4;
+    if (w > SM__MESH_SIDE_MAX || h > SM__MESH_SIDE_MAX || w * h > SM__MESH_TILES_MAX)
+        break;
+    if (preset)
+        snprintf(mesh, sizeof mesh, "--chip %s:%llux%llu", base, (unsigned long long)w, (unsigned long long)h);
+    else
+        snprintf(mesh, sizeof mesh, "\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file",
+                 (unsigned long long)w, (unsigned long long)h);
+    }
     if (rc == 0)
         snprintf(out, cap, "%s would fit", mesh);
     else if (rc == SM_ENOFIT)
@@ -325,35 +392,56 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
                  sm_strerror(rc));
 }
 
-static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb)
+/* Incoming lists: for each neuron, its presynaptic neurons (built once, used by every partition round). */
+typedef struct {
+    uint64_t *iptr; /* [n + 1] */
+    uint32_t *src;
+} sm__incoming_t;
+
+static void sm__incoming_free(sm__incoming_t *in)
+{
+    free(in->iptr);
+    free(in->src);
+    in->iptr = NULL;
+    in->src = NULL;
+}
+
+static int sm__incoming(const sm_deploy_t *d, sm__incoming_t *in)
+{
+    uint32_t n = d->n;
+    in->iptr = calloc((size_t)n + 1, sizeof *in->iptr);
+    in->src = malloc((d->nsyn ? d->nsyn : 1) * sizeof *in->src);
+    uint64_t *fill = malloc(((size_t)n ? n : 1) * sizeof *fill);
+    if (!in->iptr || !in->src || !fill) {
+        free(fill);
+        sm__incoming_free(in);
+        return SM_ENOMEM;
+    }
+    for (uint64_t s = 0; s < d->nsyn; s++)
+        in->iptr[SM_SYN_POST(d->syn[s].tgt) + 1]++;
+    for (uint32_t j = 0; j < n; j++)
+        in->iptr[j + 1] += in->iptr[j];
+    memcpy(fill, in->iptr, (size_t)n * sizeof *fill);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint64_t s = d->row[i]; s < d->row[i + 1]; s++)
+            in->src[fill[SM_SYN_POST(d->syn[s].tgt)]++] = i;
+    free(fill);
+    return 0;
+}
+
+static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, uint32_t cap_neurons, sm_deploy_t *d,
+                         const sm__incoming_t *in, sm_errbuf_t *eb)
 {
     uint32_t n = net->n;
     int rc = 0;
-    /* Incoming lists: for each neuron, its presynaptic neurons. */
-    uint64_t *iptr = calloc((size_t)n + 1, sizeof *iptr);
-    uint32_t *src = malloc((d->nsyn ? d->nsyn : 1) * sizeof *src);
+    const uint64_t *iptr = in->iptr;
+    const uint32_t *src = in->src;
     uint32_t *stamp = malloc(((size_t)n ? n : 1) * sizeof *stamp);
     uint64_t cap = 64;
     sm_core_t *cores = malloc(cap * sizeof *cores);
-    if (!iptr || !src || !stamp || !cores) {
+    if (!stamp || !cores) {
         rc = sm_errorf(eb, SM_ENOMEM, "out of memory partitioning '%s'", net->name);
         goto out;
-    }
-    for (uint64_t s = 0; s < d->nsyn; s++)
-        iptr[SM_SYN_POST(d->syn[s].tgt) + 1]++;
-    for (uint32_t j = 0; j < n; j++)
-        iptr[j + 1] += iptr[j];
-    {
-        uint64_t *fill = malloc(((size_t)n ? n : 1) * sizeof *fill);
-        if (!fill) {
-            rc = sm_errorf(eb, SM_ENOMEM, "out of memory partitioning '%s'", net->name);
-            goto out;
-        }
-        memcpy(fill, iptr, (size_t)n * sizeof *fill);
-        for (uint32_t i = 0; i < n; i++)
-            for (uint64_t s = d->row[i]; s < d->row[i + 1]; s++)
-                src[fill[SM_SYN_POST(d->syn[s].tgt)]++] = i;
-        free(fill);
     }
     memset(stamp, 0xff, (size_t)n * sizeof *stamp);
 
@@ -370,7 +458,7 @@ static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t
                     fresh++;
                 }
             int lim = -1;
-            if (cur.count + 1 > chip->max_neurons)
+            if (cur.count + 1 > cap_neurons)
                 lim = SM__LIM_NEURONS;
             else if ((cur.synapses + indeg) * chip->synapse_bytes > chip->synapse_memory)
                 lim = SM__LIM_MEMORY;
@@ -433,12 +521,17 @@ static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t
     uint64_t avail = (uint64_t)chip->width * chip->height * chip->cores_per_tile;
     if (nc > avail) {
         static const char *const what[] = {"neurons per core", "synapse memory per core",
-                                           "fan-in (distinct presynaptic neurons) per core"};
+                                           "fan-in (distinct presynaptic neurons) per core",
+                                           "fan-out ((neuron, destination core) pairs) per core"};
         int lim = 0;
         for (int l = 1; l < SM__LIM_COUNT; l++)
             if (closed_by[l] > closed_by[lim])
                 lim = l;
         uint64_t limval = lim == 0 ? chip->max_neurons : lim == 1 ? chip->synapse_memory : chip->max_fan_in;
+        if (lim == SM__LIM_NEURONS && cap_neurons < chip->max_neurons) { /* cores were shrunk for fan-out */
+            lim = 3;
+            limval = chip->max_fan_out;
+        }
         uint64_t tiles = (nc + chip->cores_per_tile - 1) / chip->cores_per_tile;
         /* Suggest the squarest mesh with enough tiles, never smaller than the chip's own sides. */
         uint64_t w = (uint64_t)ceil(sqrt((double)tiles)), h;
@@ -450,13 +543,13 @@ static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t
         char sugg[SM_ERRBUF_SIZE / 2];
         sm__suggest_mesh(net, chip, d, w, h, sugg, sizeof sugg);
         rc = sm_errorf(eb, SM_ENOFIT,
-                       "network '%s' does not fit chip '%s': it needs %u cores, %llu more than the %llu cores of "
+                       "network '%s' does not fit chip '%s': it needs at least %u cores, %llu more than the %llu cores of "
                        "%ux%u tiles x %u; cores fill up on %s (limit %llu); %s",
                        net->name, chip->name, nc, (unsigned long long)(nc - avail), (unsigned long long)avail,
                        chip->width, chip->height, chip->cores_per_tile, what[lim], (unsigned long long)limval, sugg);
         goto out;
     }
-    for (uint32_t c = 0; c < nc; c++) {
+    for (uint32_t c = 0; c < nc; c++) { /* in order until a placer moves them */
         cores[c].tile = c / chip->cores_per_tile;
         cores[c].slot = c % chip->cores_per_tile;
     }
@@ -464,8 +557,6 @@ static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t
     d->ncores = nc;
     cores = NULL;
 out:
-    free(iptr);
-    free(src);
     free(stamp);
     free(cores);
     return rc;
@@ -550,13 +641,12 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
             uint32_t last = UINT32_MAX;
             for (uint64_t s = d->row[i]; s < d->row[i + 1]; s++) {
                 uint32_t c = pieces[d->piece_of[SM_SYN_POST(d->syn[s].tgt)]].core;
-                if (c != last) { /* rows are sorted by target, so cores come in runs */
-                    d->cores[pc->core].fan_out++;
-                    last = c;
-                }
+                if (c == last) /* rows are sorted by target, so cores come in runs */
+                    continue;
+                last = c;
                 if (mark[c] != q) {
                     mark[c] = q;
-                    dst[nd++] = c;
+                    dst[nd++] = d->cores[c].tile * chip->cores_per_tile + d->cores[c].slot; /* chip core */
                 }
             }
         }
@@ -565,7 +655,6 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
         d->tree_off[q + 1] = tn;
         if (nd == 0)
             continue; /* nothing listens: no table entries */
-        /* Destination cores are chip core indices (core c sits at chip core c). */
         uint32_t nt = 0;
         rc = sm_mesh_add_tree(&d->mesh, d->cores[pc->core].tile, pc->key, pc->mask, dst, nd, tbuf, &nt, eb);
         if (rc == 0) {
@@ -613,7 +702,101 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
     return 0;
 }
 
+/* Fan-out of every core: distinct (neuron, destination core) pairs. Returns the most neurons a core may hold
+ * for every core to meet the fan-out limit in the next round (UINT32_MAX: all meet it now), or 0 when a single
+ * neuron alone exceeds it. */
+static uint32_t sm__fanout(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb)
+{
+    uint32_t *core_of = malloc(((size_t)d->n + 1) * sizeof *core_of), cap = UINT32_MAX;
+    if (!core_of) {
+        sm_errorf(eb, SM_ENOMEM, "out of memory");
+        return 0;
+    }
+    for (uint32_t c = 0; c < d->ncores; c++)
+        for (uint32_t i = d->cores[c].first; i < d->cores[c].first + d->cores[c].count; i++)
+            core_of[i] = c;
+    for (uint32_t c = 0; c < d->ncores; c++) {
+        uint64_t fo = 0;
+        uint32_t worst = 0, worst_i = d->cores[c].first;
+        for (uint32_t i = d->cores[c].first; i < d->cores[c].first + d->cores[c].count; i++) {
+            uint32_t last = UINT32_MAX, runs = 0;
+            for (uint64_t s = d->row[i]; s < d->row[i + 1]; s++) {
+                uint32_t b = core_of[SM_SYN_POST(d->syn[s].tgt)];
+                runs += b != last;
+                last = b;
+            }
+            fo += runs;
+            if (runs > worst) {
+                worst = runs;
+                worst_i = i;
+            }
+        }
+        d->cores[c].fan_out = fo > UINT32_MAX ? UINT32_MAX : (uint32_t)fo;
+        if (fo > chip->max_fan_out) {
+            if (worst > chip->max_fan_out) {
+                uint32_t p = 0;
+                while (p + 1 < net->npops && net->pops[p + 1].first <= worst_i)
+                    p++;
+                sm_errorf(eb, SM_ENOFIT,
+                          "neuron %u of population '%s' sends to %u cores, more than a core's fan-out of %u on "
+                          "chip '%s'; no partition fits it",
+                          worst_i - net->pops[p].first, net->pops[p].name, worst, chip->max_fan_out, chip->name);
+                free(core_of);
+                return 0;
+            }
+            /* shrink in proportion, a little more to converge (fan-out per neuron grows as cores shrink) */
+            double want = 0.97 * (double)d->cores[c].count * chip->max_fan_out / (double)fo;
+            uint32_t k = want < 1 ? 1 : (uint32_t)want;
+            if (k >= d->cores[c].count)
+                k = d->cores[c].count - 1;
+            if (k < cap)
+                cap = k ? k : 1;
+        }
+    }
+    free(core_of);
+    return cap;
+}
+
+/* Partition in order; when a core sends to more cores than its fan-out allows, partition again with fewer
+ * neurons per core, until every core fits. */
+static int sm__partition_fanout(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d, sm_errbuf_t *eb)
+{
+    uint32_t cap = chip->max_neurons;
+    sm__incoming_t in;
+    int rc = 0;
+    if (sm__incoming(d, &in) != 0)
+        return sm_errorf(eb, SM_ENOMEM, "out of memory partitioning '%s'", net->name);
+    for (;;) {
+        d->fanout_rounds++;
+        if ((rc = sm__partition(net, chip, cap, d, &in, eb)) != 0)
+            break;
+        uint32_t next = sm__fanout(net, chip, d, eb);
+        if (next == 0) {
+            rc = eb ? eb->code : SM_ENOFIT;
+            break;
+        }
+        if (next == UINT32_MAX)
+            break;
+        free(d->cores);
+        d->cores = NULL;
+        d->ncores = 0;
+        cap = next < cap ? next : cap - 1;
+    }
+    sm__incoming_free(&in);
+    return rc;
+}
+
 int sm_deploy_build(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed, sm_deploy_t *d, sm_errbuf_t *eb)
+{
+    return sm_deploy_build_ex(net, chip, seed, NULL, d, eb);
+}
+
+int sm__place(sm_deploy_t *d, sm_placer_t placer, double *est_before, double *est_after, sm_errbuf_t *eb);
+int sm__placement_apply(const sm_net_t *net, const sm_chip_t *chip, const sm_placement_t *pl, sm_deploy_t *d,
+                        sm_errbuf_t *eb);
+
+int sm_deploy_build_ex(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed, const sm_deploy_opts_t *opts,
+                       sm_deploy_t *d, sm_errbuf_t *eb)
 {
     int rc;
     memset(d, 0, sizeof *d);
@@ -632,10 +815,25 @@ int sm_deploy_build(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed, s
                              net->name, k, net->pops[net->projs[k].pre].name, net->pops[net->projs[k].post].name,
                              net->projs[k].delay_steps, chip->max_delay_steps, chip->name);
     }
-    if ((rc = sm__connect(net, seed, d, eb)) != 0 || (rc = sm__partition(net, chip, d, eb)) != 0 ||
-        (rc = sm__route(net, chip, d, eb)) != 0) {
-        sm_deploy_free(d);
-        return rc;
+    sm_placer_t placer = opts ? opts->placer : SM_PLACE_ORDER;
+    d->placer = placer;
+    if ((rc = sm__connect(net, seed, d, eb)) != 0)
+        goto fail;
+    if (opts && opts->placement) {
+        if ((rc = sm__placement_apply(net, chip, opts->placement, d, eb)) != 0)
+            goto fail;
+    } else {
+        if ((rc = sm__partition_fanout(net, chip, d, eb)) != 0)
+            goto fail;
+        int est = placer != SM_PLACE_ORDER || (opts && opts->estimate);
+        d->est_hops_order = d->est_hops = -1; /* not computed */
+        if ((rc = sm__place(d, placer, est ? &d->est_hops_order : NULL, est ? &d->est_hops : NULL, eb)) != 0)
+            goto fail;
     }
+    if ((rc = sm__route(net, chip, d, eb)) != 0)
+        goto fail;
     return 0;
+fail:
+    sm_deploy_free(d);
+    return rc;
 }

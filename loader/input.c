@@ -113,7 +113,7 @@ int sm_net_load_input(sm_net_t *net, const char *path, sm_errbuf_t *eb)
                        path);
     free(line);
     fclose(f);
-    if (rc == 0)
+    if (rc == 0 && n > 1)
         qsort(ev, n, sizeof *ev, sm__ev_cmp);
     for (uint64_t k = 1; k < n && rc == 0; k++)
         if (ev[k].step == ev[k - 1].step && ev[k].neuron == ev[k - 1].neuron)

@@ -247,7 +247,8 @@ static int sm__parse_pairs(sm__jctx_t *cx, json_t *conn, const sm_net_t *net, sm
 static int sm__parse_proj(sm__jctx_t *cx, json_t *jp, const sm_net_t *net, sm_proj_t *pr)
 {
     static const char *const keys[] = {"pre", "post", "receptor", "connect", "weight_mV", "delay_ms", NULL};
-    static const char *const ckeys[] = {"rule", "p", "autapses", "pairs", "weights_mV", NULL};
+    static const char *const ckeys[] = {"rule", "p", "autapses", "pairs", "weights_mV", "blocks", "p_next",
+                                        "p_out", NULL};
     const char *pre, *post, *rec, *rule;
     int rc, autapses;
     if (!json_is_object(jp))
@@ -333,6 +334,26 @@ static int sm__parse_proj(sm__jctx_t *cx, json_t *jp, const sm_net_t *net, sm_pr
             sm__jpop(cx);
             goto out;
         }
+    } else if (strcmp(rule, "blocks") == 0) {
+        uint64_t nb;
+        uint32_t lim = net->pops[pr->pre].size < net->pops[pr->post].size ? net->pops[pr->pre].size
+                                                                            : net->pops[pr->post].size;
+        pr->rule = SM_CONN_BLOCKS;
+        if ((rc = sm__jget_uint(&*cx, conn, "blocks", 1, 0, 1, lim, &nb)) != 0)
+            goto out;
+        pr->blocks = (uint32_t)nb;
+        const char *pk[3] = {"p", "p_next", "p_out"};
+        double *pv[3] = {&pr->p, &pr->p_next, &pr->p_out};
+        for (int q = 0; q < 3; q++) {
+            if ((rc = sm__jget_num(cx, conn, pk[q], 0, 0.0, pv[q])) != 0)
+                goto out;
+            if (!(*pv[q] >= 0.0 && *pv[q] <= 1.0)) {
+                sm__jpush_key(cx, pk[q]);
+                rc = sm__jerr(cx, SM_ERANGE, "probability %g is outside [0, 1]", *pv[q]);
+                sm__jpop(cx);
+                goto out;
+            }
+        }
     } else if (strcmp(rule, "all_to_all") == 0) {
         pr->rule = SM_CONN_ALL;
     } else if (strcmp(rule, "one_to_one") == 0) {
@@ -350,7 +371,7 @@ static int sm__parse_proj(sm__jctx_t *cx, json_t *jp, const sm_net_t *net, sm_pr
         goto out;
     } else {
         sm__jpush_key(cx, "rule");
-        rc = sm__jerr(cx, SM_ENOENT, "unknown rule \"%.80s\" (known: bernoulli, all_to_all, one_to_one, list)",
+        rc = sm__jerr(cx, SM_ENOENT, "unknown rule \"%.80s\" (known: bernoulli, blocks, all_to_all, one_to_one, list)",
                       rule);
         sm__jpop(cx);
         goto out;
@@ -478,17 +499,23 @@ int sm_net_builtin(const char *spec, sm_net_t *net, sm_errbuf_t *eb)
 {
     unsigned long long n = 4000;
     memset(net, 0, sizeof *net);
-    if (strncmp(spec, "cuba", 4) != 0 || (spec[4] != '\0' && spec[4] != ':'))
-        return sm_errorf(eb, SM_ENOENT, "'%s' is neither a file nor a built-in network (built in: cuba, cuba:N)",
+    /* cluster:N: CUBA in modules of 4000 neurons, each neuron with 72 synapses in its own module and 8 in the
+     * next one (a ring of modules): the same inputs per neuron as cuba:N, with local traffic. */
+    int cluster = strncmp(spec, "cluster", 7) == 0 && (spec[7] == '\0' || spec[7] == ':');
+    size_t plen = cluster ? 7 : 4;
+    const char *kind = cluster ? "cluster" : "cuba";
+    if (!cluster && (strncmp(spec, "cuba", 4) != 0 || (spec[4] != '\0' && spec[4] != ':')))
+        return sm_errorf(eb, SM_ENOENT,
+                         "'%s' is neither a file nor a built-in network (built in: cuba, cuba:N, cluster, cluster:N)",
                          spec);
-    if (spec[4] == ':') {
+    if (spec[plen] == ':') {
         char *end;
-        const char *s = spec + 5;
+        const char *s = spec + plen + 1;
         if (!isdigit((unsigned char)*s))
-            return sm_errorf(eb, SM_EINVAL, "'%s': N in cuba:N must be a whole number of neurons", spec);
+            return sm_errorf(eb, SM_EINVAL, "'%s': N in %s:N must be a whole number of neurons", spec, kind);
         n = strtoull(s, &end, 10);
         if (*end != '\0')
-            return sm_errorf(eb, SM_EINVAL, "'%s': N in cuba:N must be a whole number of neurons", spec);
+            return sm_errorf(eb, SM_EINVAL, "'%s': N in %s:N must be a whole number of neurons", spec, kind);
         if (n < 5 || n > SM_SYN_MAX_NEURONS)
             return sm_errorf(eb, SM_ERANGE, "'%s': N must be between 5 and %u", spec, SM_SYN_MAX_NEURONS);
     }
@@ -502,7 +529,7 @@ int sm_net_builtin(const char *spec, sm_net_t *net, sm_errbuf_t *eb)
         sm_net_free(net);
         return sm_errorf(eb, SM_ENOMEM, "out of memory");
     }
-    snprintf(net->name, sizeof net->name, "cuba:%llu", n);
+    snprintf(net->name, sizeof net->name, "%s:%llu", kind, n);
     net->dt = 0.1;
     net->duration = 1000.0;
     net->npops = 2;
@@ -528,6 +555,14 @@ int sm_net_builtin(const char *spec, sm_net_t *net, sm_errbuf_t *eb)
         pr->p = p;
         pr->weight = pr->inhibitory ? -20.0 * 4.5 / 10.0 : 60.0 * 0.27 / 10.0;
         pr->delay_steps = 1;
+        uint32_t blocks = (uint32_t)(n / 4000);
+        if (cluster && blocks > 1) {
+            pr->rule = SM_CONN_BLOCKS;
+            pr->blocks = blocks;
+            pr->p = 72.0 * blocks / (double)n;
+            pr->p_next = 8.0 * blocks / (double)n;
+            pr->p_out = 0.0;
+        }
     }
     return 0;
 }

@@ -178,7 +178,8 @@ static int sm__read_str(sm__nir_t *x, hid_t loc, const char *lpath, const char *
         size_t sz = H5Tget_size(t);
         char *buf = sz < 65536 ? calloc(sz + 1, 1) : NULL;
         mt = H5Tcopy(H5T_C_S1);
-        if (!buf || mt < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
+        if (!buf || mt < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
+            H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
             H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
             rc = sm_errorf(x->eb, SM_EPARSE, "%s: %s/%s: cannot read the string: %s", x->file, lpath, name,
                            sm__h5why(&why));
@@ -621,7 +622,8 @@ static int sm__read_edges(sm__nir_t *x, hid_t g, const char *path, char ***out, 
     } else {
         size_t sz = H5Tget_size(t);
         char *buf = sz < 65536 ? calloc(n, sz + 1) : NULL;
-        if (!buf || mt < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
+        if (!buf || mt < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
+            H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
             H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
             rc = buf ? sm_errorf(x->eb, SM_EPARSE, "%s: %s/edges: cannot read: %s", x->file, path, sm__h5why(&why))
                      : sm_errorf(x->eb, SM_ENOMEM, "%s: out of memory", x->file);
@@ -1419,7 +1421,8 @@ static int sm__build(sm__nir_t *x, sm_net_t *net)
     }
     if (rc)
         goto out;
-    qsort(net->projs, net->nprojs, sizeof *net->projs, sm__proj_cmp);
+    if (net->nprojs > 1)
+        qsort(net->projs, net->nprojs, sizeof *net->projs, sm__proj_cmp);
 
     /* Constant inputs (Affine biases) through the transform nodes; they ignore delays. */
     cin = calloc(nn, sizeof *cin);

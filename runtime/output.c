@@ -243,6 +243,9 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
                                       tm.steps ? tm.total_energy_pj * 1e-12 / (double)tm.steps : 0.0, "by_kind_joules",
                                       by));
     }
+    json_object_set_new(o, "placer", json_string(sm_placer_name(d->placer)));
+    if (d->est_hops >= 0)
+        json_object_set_new(o, "estimated_pair_hops", json_real(d->est_hops));
     json_object_set_new(o, "threads", json_integer(s->stats.threads));
     json_object_set_new(o, "precision", json_string(s->opts.single ? "single" : "double"));
     if (s->opts.profile)

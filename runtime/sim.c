@@ -527,7 +527,7 @@ void sm__fold(sm_sim_t *s)
     uint64_t nu = 0;
     for (uint32_t c = 0; c < d->ncores; c++) {
         s->cc[c].neuron_updates = (uint64_t)d->cores[c].count * s->step;
-        s->cc[c].packets_in = d->mesh.core_packets[c];
+        s->cc[c].packets_in = d->mesh.core_packets[(size_t)d->cores[c].tile * d->chip.cores_per_tile + d->cores[c].slot];
         nu += s->cc[c].neuron_updates;
     }
     s->stats.neuron_updates = nu;

@@ -570,7 +570,7 @@ expect_fail "t_ref_ms of more than 1e9 steps" \
 # Networks that do not fit the chip.
 
 expect_fail "cuba:40000 does not fit the default chip" \
-    "network 'cuba:40000' does not fit chip 'loihi': it needs [0-9]+ cores, [0-9]+ more than the 128 cores .*cores fill up on [a-z].* \(limit [0-9]+\); --chip loihi:[0-9]+x[0-9]+ would fit" \
+    "network 'cuba:40000' does not fit chip 'loihi': it needs at least [0-9]+ cores, [0-9]+ more than the 128 cores .*cores fill up on [a-z].* \(limit [0-9]+\); --chip loihi:[0-9]+x[0-9]+ would fit" \
     -- run cuba:40000 --out "$T/o3"
 sugg=$(sed -n 's/.*--chip \(loihi:[0-9]*x[0-9]*\) would fit.*/\1/p' "$T/.err")
 if [ -n "$sugg" ]; then
@@ -611,7 +611,7 @@ expect_fail "delay longer than the chip's max_delay_steps" \
     -- run chip-delay.json --chip small
 
 expect_fail "cuba on the small chip: enough cores on a larger mesh, but not routing tables" \
-    "network 'cuba:4000' does not fit chip 'small': it needs [0-9]+ cores, [0-9]+ more than the 8 cores .*a [0-9]+x[0-9]+ mesh \(--chip small:[0-9]+x[0-9]+\) would hold the cores but not the routing tables of 256 entries per router" \
+    "network 'cuba:4000' does not fit chip 'small': it needs at least [0-9]+ cores, [0-9]+ more than the 8 cores .*a [0-9]+x[0-9]+ mesh \(--chip small:[0-9]+x[0-9]+\) would hold the cores but not the routing tables of 256 entries per router" \
     -- info cuba --chip small
 
 mk chip-tiny.json <<'EOF'
@@ -624,7 +624,7 @@ mk chip-tiny.json <<'EOF'
 }
 EOF
 expect_fail "network too large for a chip file: the mesh to write in it" \
-    "good\.json: network 'good' does not fit chip 'tiny': it needs 3 cores, 2 more than the 1 cores of 1x1 tiles x 1; cores fill up on neurons per core \(limit 16\); \"mesh\": \{\"width\": 2, \"height\": 2\} in the chip file would fit" \
+    "good\.json: network 'good' does not fit chip 'tiny': it needs at least 3 cores, 2 more than the 1 cores of 1x1 tiles x 1; cores fill up on neurons per core \(limit 16\); \"mesh\": \{\"width\": 2, \"height\": 2\} in the chip file would fit" \
     -- run good.json --chip chip-tiny.json --out "$T/o-tiny"
 sed 's/"width": 1, "height": 1/"width": 2, "height": 2/' chip-tiny.json >chip-tiny2.json
 run_prog run good.json --chip chip-tiny2.json --no-progress
@@ -693,6 +693,34 @@ expect_fail "--chip loihi:5000x1" "--chip 'loihi:5000x1': mesh sides must be 1 t
 expect_fail "--chip file that does not exist" "--chip '.*nochip\.json': cannot read the file: No such file or directory" \
     -- run good.json --chip "$T/nochip.json"
 expect_fail "presets with an unknown argument" "unknown argument '--frob'" -- presets --frob
+"$SPIKEMESH" map cuba:600 --chip small:4x4 --placer order --out "$T/pl.json" >/dev/null 2>&1
+cat >"$T/pl_bad_format.json" <<'EOF2'
+{"format": "something-else", "chip": {"name": "small", "width": 4, "height": 4, "cores_per_tile": 2}, "cores": [[0, 1, 0, 0, 0]]}
+EOF2
+cat >"$T/pl_bad_entry.json" <<'EOF2'
+{"format": "spikemesh-placement", "chip": {"name": "small", "width": 4, "height": 4, "cores_per_tile": 2},
+ "cores": [[0, 300, 0, 0, 0], [300, 300, 9, 0, 0]]}
+EOF2
+cat >"$T/pl_gap.json" <<'EOF2'
+{"format": "spikemesh-placement", "chip": {"name": "small", "width": 4, "height": 4, "cores_per_tile": 2},
+ "cores": [[0, 200, 0, 0, 0], [250, 350, 1, 0, 0]]}
+EOF2
+cat >"$T/pl_clash.json" <<'EOF2'
+{"format": "spikemesh-placement", "chip": {"name": "small", "width": 4, "height": 4, "cores_per_tile": 2},
+ "cores": [[0, 200, 0, 0, 0], [200, 200, 0, 0, 0], [400, 200, 1, 0, 0]]}
+EOF2
+cat >"$T/pl_limit.json" <<'EOF2'
+{"format": "spikemesh-placement", "chip": {"name": "small", "width": 4, "height": 4, "cores_per_tile": 2},
+ "cores": [[0, 600, 0, 0, 0]]}
+EOF2
+expect_fail "placement: not a placement file" "pl_bad_format.json:1:12: format: not a placement file" -- run cuba:600 --chip small:4x4 --placement "$T/pl_bad_format.json"
+expect_fail "placement: a tile outside the mesh" "pl_bad_entry.json:2:31: cores\\[1\\]: each core is" -- run cuba:600 --chip small:4x4 --placement "$T/pl_bad_entry.json"
+expect_fail "placement: neurons not covered in order" "the next core must start at neuron 200" -- run cuba:600 --chip small:4x4 --placement "$T/pl_gap.json"
+expect_fail "placement: two cores on one slot" "shares tile \\(0,0\\) slot 0" -- run cuba:600 --chip small:4x4 --placement "$T/pl_clash.json"
+expect_fail "placement: a core over the chip's limits" "breaks the chip's neurons limit" -- run cuba:600 --chip small:4x4 --placement "$T/pl_limit.json"
+expect_fail "placement: for another mesh" "the placement is for a 4x4 mesh" -- run cuba:600 --chip small:5x5 --placement "$T/pl.json"
+expect_fail "map: unknown placer" "--placer 'random': unknown" -- map cuba --placer random
+expect_fail "map: no network" "which network" -- map
 expect_fail "traffic: unknown pattern" "--pattern 'zigzag': unknown" -- traffic --pattern zigzag
 expect_fail "traffic: rate above 1" "--rate '2': must be at most 1" -- traffic --rate 2
 expect_fail "traffic: negative rate" "--rate '-0.1': must not be negative" -- traffic --rate -0.1

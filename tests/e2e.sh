@@ -89,6 +89,23 @@ dropped=$(json_num "$tmp/drop.json" dropped)
 check "a lossy mesh drops packets ($dropped of $sent copies)" [ "${dropped:-0}" -gt 0 ]
 check "sent = delivered + dropped ($sent = $delivered + $dropped)" [ "$sent" = "$((delivered + dropped))" ]
 
+# map: placers and the placement file
+for placer in order greedy bisect; do
+    "$SPIKEMESH" map cluster:12000 --chip loihi:8x8 --placer $placer --out "$tmp/pl_$placer.json" --json \
+        >"$tmp/map_$placer.json" 2>&1
+    check "map --placer $placer exits 0 and writes the placement" [ $? -eq 0 -a -s "$tmp/pl_$placer.json" ]
+done
+check "greedy placement estimates less traffic than in order" awk \
+    -v a="$(json_num "$tmp/map_greedy.json" pair_hops)" -v b="$(json_num "$tmp/map_order.json" pair_hops)" \
+    'BEGIN { exit !(a < b) }'
+"$SPIKEMESH" run cluster:12000 --chip loihi:8x8 --duration 100 --out "$tmp/r_order" --json >"$tmp/r_order.json" 2>&1
+"$SPIKEMESH" run cluster:12000 --chip loihi:8x8 --duration 100 --placement "$tmp/pl_bisect.json" --out "$tmp/r_bis" \
+    --json >"$tmp/r_bis.json" 2>&1
+check "run --placement exits 0" [ $? -eq 0 ]
+check "run --placement gives the same spikes" cmp -s "$tmp/r_order/spikes.csv" "$tmp/r_bis/spikes.csv"
+check "the bisection placement measures fewer hops than in order" \
+    [ "$(json_num "$tmp/r_bis.json" hops)" -lt "$(json_num "$tmp/r_order.json" hops)" ]
+
 # traffic: synthetic traffic on the cycle-level mesh
 "$SPIKEMESH" traffic --mesh 6x6 --pattern uniform --rate 0.1 --cycles 2000 --json >"$tmp/t.json"
 check "traffic exits 0" [ $? -eq 0 ]

@@ -238,6 +238,81 @@ static void test_presets(void)
     CU_ASSERT(sm_chip_resolve("nosuch", &c, &eb) < 0);
 }
 
+/* Placers: every core on its own slot of the chip, limits kept (the partition is the same), and on a modular
+ * network greedy and bisection placements cost fewer packets x hops than cores in order. */
+static void test_placers(void)
+{
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_errbuf_t eb;
+    CU_ASSERT_EQUAL_FATAL(sm_net_builtin("cluster:24000", &net, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_chip_resolve("loihi:10x10", &chip, &eb), 0);
+    double est[3] = {0};
+    uint64_t hops[3] = {0};
+    uint32_t ncores[3] = {0};
+    for (int pl = 0; pl < 3; pl++) {
+        sm_deploy_t d;
+        sm_deploy_opts_t o = {.placer = (sm_placer_t)pl, .estimate = 1};
+        CU_ASSERT_EQUAL_FATAL(sm_deploy_build_ex(&net, &chip, 3, &o, &d, &eb), 0);
+        uint32_t total = chip.width * chip.height * chip.cores_per_tile;
+        uint8_t *used = calloc(total, 1);
+        uint32_t clash = 0;
+        for (uint32_t c = 0; c < d.ncores; c++) {
+            uint32_t phys = d.cores[c].tile * chip.cores_per_tile + d.cores[c].slot;
+            CU_ASSERT(d.cores[c].tile < chip.width * chip.height && d.cores[c].slot < chip.cores_per_tile);
+            clash += used[phys]++;
+            CU_ASSERT(d.cores[c].fan_out <= chip.max_fan_out);
+        }
+        CU_ASSERT_EQUAL(clash, 0);
+        free(used);
+        est[pl] = d.est_hops;
+        ncores[pl] = d.ncores;
+        for (uint32_t q = 0; q < d.npieces; q++)
+            hops[pl] += (uint64_t)d.pieces[q].hops * d.pieces[q].count;
+        sm_deploy_free(&d);
+    }
+    CU_ASSERT_EQUAL(ncores[0], ncores[1]);
+    CU_ASSERT_EQUAL(ncores[0], ncores[2]);
+    CU_ASSERT(est[1] < 0.9 * est[0]);
+    CU_ASSERT(est[2] < 0.9 * est[0]);
+    CU_ASSERT(hops[1] < hops[0]);
+    CU_ASSERT(hops[2] < hops[0]);
+    sm_net_free(&net);
+}
+
+/* The blocks rule: own-block and next-block connection counts within five standard deviations of their
+ * expectation, nothing elsewhere when p_out is 0. */
+static void test_blocks_rule(void)
+{
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_deploy_t d;
+    sm_errbuf_t eb;
+    CU_ASSERT_EQUAL_FATAL(sm_net_builtin("cluster:20000", &net, &eb), 0); /* 5 modules of 4000 */
+    CU_ASSERT_EQUAL_FATAL(sm_chip_resolve("loihi:12x12", &chip, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_deploy_build(&net, &chip, 4, &d, &eb), 0);
+    double own = 0, next = 0, other = 0;
+    for (uint32_t i = 0; i < 16000; i += 7) { /* excitatory neurons */
+        uint32_t blk = i / 3200;
+        for (uint64_t s = d.row[i]; s < d.row[i + 1]; s++) {
+            uint32_t post = SM_SYN_POST(d.syn[s].tgt);
+            uint32_t pb = post < 16000 ? post / 3200 : (post - 16000) / 800;
+            if (pb == blk)
+                own++;
+            else if (pb == (blk + 1) % 5)
+                next++;
+            else
+                other++;
+        }
+    }
+    double n = 16000 / 7 + 1, e_own = 72.0 * n, e_next = 8.0 * n;
+    CU_ASSERT(fabs(own - e_own) < 5 * sqrt(e_own));
+    CU_ASSERT(fabs(next - e_next) < 5 * sqrt(e_next));
+    CU_ASSERT_EQUAL(other, 0);
+    sm_deploy_free(&d);
+    sm_net_free(&net);
+}
+
 int sm_test_loader_register(void)
 {
     CU_pSuite s = CU_add_suite("loader", NULL, NULL);
@@ -246,7 +321,8 @@ int sm_test_loader_register(void)
         !CU_add_test(s, "connectivity statistics and chip independence", test_connectivity) ||
         !CU_add_test(s, "partition respects per-core limits", test_partition_limits) ||
         !CU_add_test(s, "does not fit: limit and suggestion", test_does_not_fit) ||
-        !CU_add_test(s, "chip presets", test_presets))
+        !CU_add_test(s, "chip presets", test_presets) || !CU_add_test(s, "placers", test_placers) ||
+        !CU_add_test(s, "blocks connection rule", test_blocks_rule))
         return -1;
     return 0;
 }

@@ -1011,6 +1011,12 @@ static void test_input_file(void)
     CU_ASSERT(net.pops[0].spikes[0].step == 0 && net.pops[0].spikes[0].neuron == 0);
     CU_ASSERT(net.pops[0].spikes[1].step == 0 && net.pops[0].spikes[1].neuron == 1);
     CU_ASSERT(net.pops[0].spikes[2].step == 5 && net.pops[0].spikes[2].neuron == 1);
+    f = fopen(tpath(file, sizeof file, "header_only.csv"), "w");
+    fputs("step,neuron\n", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(sm_net_load_input(&net, file, &eb), 0); /* no spikes at all */
+    CU_ASSERT_EQUAL(net.pops[0].nspikes, 0);
+    CU_ASSERT_EQUAL_FATAL(sm_net_load_input(&net, in, &eb), 0);
     bad_input(&net, "h.csv", "time,id\n0,0\n", "h.csv:1: the first line must be the header \"step,neuron\"");
     bad_input(&net, "e.csv", "", "e.csv:1: the file is empty");
     bad_input(&net, "m.csv", "step,neuron\n0,0\n1;1\n", "m.csv:3: expected STEP,NEURON");

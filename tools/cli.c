@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include "spikemesh/loader.h"
 #include "tools/cli.h"
 
 int sm_cli_double(const char *cmd, const char *opt, const char *arg, double *out)
@@ -43,4 +46,31 @@ int sm_cli_u64(const char *cmd, const char *opt, const char *arg, uint64_t *out)
     }
     *out = v;
     return 0;
+}
+
+/* A network argument is a file when one exists at that path (or it looks like a path), else a built-in name. */
+static int sm_network_is_nir(const char *spec)
+{
+    size_t n = strlen(spec);
+    return n >= 4 && strcasecmp(spec + n - 4, ".nir") == 0;
+}
+
+int sm_cli_network_is_file(const char *spec)
+{
+    struct stat st;
+    return stat(spec, &st) == 0 || strchr(spec, '/') || strstr(spec, ".json") || sm_network_is_nir(spec);
+}
+
+/* dt_ms: --dt (0: not given), which only a NIR graph takes (1 ms by default). */
+int sm_cli_load_network(const char *spec, double dt_ms, sm_net_t *net, sm_errbuf_t *eb)
+{
+    if (sm_network_is_nir(spec))
+        return sm_net_load_nir(spec, dt_ms > 0 ? dt_ms : 1.0, net, eb);
+    memset(net, 0, sizeof *net);
+    if (dt_ms > 0)
+        return sm_errorf(eb, SM_EINVAL, "--dt applies to NIR graphs (.nir files); '%s' sets its own step (dt_ms)",
+                         spec);
+    if (sm_cli_network_is_file(spec))
+        return sm_net_load(spec, net, eb);
+    return sm_net_builtin(spec, net, eb);
 }

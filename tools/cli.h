@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "spikemesh/loader.h"
+
 #define SM_EXIT_BADINPUT 2
 #define SM_EXIT_INTERRUPTED 130
 
@@ -11,6 +13,15 @@
 int sm_cli_double(const char *cmd, const char *opt, const char *arg, double *out);
 /* A whole number of decimal digits below 2^64; the same on error. */
 int sm_cli_u64(const char *cmd, const char *opt, const char *arg, uint64_t *out);
+
+/* NETWORK argument of run, info and map: a NIR graph (.nir, with step dt_ms, default 1 ms), a network JSON file
+ * (a path that exists, contains '/' or ends in .json) or a built-in name. */
+int sm_cli_load_network(const char *spec, double dt_ms, sm_net_t *net, sm_errbuf_t *eb);
+/* 1 when a NETWORK argument names a file (as opposed to a built-in network). */
+int sm_cli_network_is_file(const char *spec);
+
+/* spikemesh map: partition, place, route; writes the placement (tools/map.c). */
+int sm_cmd_map(int argc, char **argv);
 
 /* spikemesh traffic: synthetic traffic on the cycle-level mesh (tools/traffic.c). */
 int sm_cmd_traffic(int argc, char **argv);

@@ -27,6 +27,7 @@ static const char *const sm_usage_main =
     "  run [NETWORK]     simulate a network on a chip and print a summary (default: the built-in cuba)\n"
     "  info NETWORK      sizes, synapses, cores, memory and routing tables a network needs on a chip\n"
     "  presets           list the built-in chip presets\n"
+    "  map NETWORK       partition and place a network (--placer order|greedy|bisect); writes placement.json\n"
     "  traffic           synthetic traffic on the cycle-level mesh model: latency, throughput, saturation\n"
     "  help [COMMAND]    show help for a command\n"
     "\n"
@@ -51,6 +52,8 @@ static const char *const sm_usage_run =
     "  --realtime         pace the simulation at one step per dt of wall time; count steps that overran, and\n"
     "                     (with the timing model, which it turns on) steps the chip itself would overrun\n"
     "  --threads N        worker threads (default: one per CPU); results are identical for any N\n"
+    "  --placer NAME      how cores are placed on the mesh: order (default), greedy or bisect (see map --help)\n"
+    "  --placement FILE   use the partition and placement written by `spikemesh map`\n"
     "  --precision P      neuron state in double (default) or single precision\n"
     "  --profile          print the time spent in each phase of the step (update, route, record)\n"
     "  --timing           model each step's time and energy on the chip (docs/timing.md)\n"
@@ -81,37 +84,11 @@ static const char *const sm_usage_presets =
     "\n"
     "Lists the built-in chip presets and their per-core limits.\n";
 
-/* A network argument is a file when one exists at that path (or it looks like a path), else a built-in name. */
-static int sm_network_is_nir(const char *spec)
-{
-    size_t n = strlen(spec);
-    return n >= 4 && strcasecmp(spec + n - 4, ".nir") == 0;
-}
-
-static int sm_network_is_file(const char *spec)
-{
-    struct stat st;
-    return stat(spec, &st) == 0 || strchr(spec, '/') || strstr(spec, ".json") || sm_network_is_nir(spec);
-}
-
-/* dt_ms: --dt (0: not given), which only a NIR graph takes (1 ms by default). */
-static int sm_load_network(const char *spec, double dt_ms, sm_net_t *net, sm_errbuf_t *eb)
-{
-    if (sm_network_is_nir(spec))
-        return sm_net_load_nir(spec, dt_ms > 0 ? dt_ms : 1.0, net, eb);
-    memset(net, 0, sizeof *net);
-    if (dt_ms > 0)
-        return sm_errorf(eb, SM_EINVAL, "--dt applies to NIR graphs (.nir files); '%s' sets its own step (dt_ms)",
-                         spec);
-    if (sm_network_is_file(spec))
-        return sm_net_load(spec, net, eb);
-    return sm_net_builtin(spec, net, eb);
-}
 
 /* Deployment errors (does not fit, delays the chip cannot hold) name the network file they come from. */
 static void sm_deploy_error(const char *cmd, const char *network, const sm_errbuf_t *eb)
 {
-    if (sm_network_is_file(network))
+    if (sm_cli_network_is_file(network))
         fprintf(stderr, "spikemesh %s: %s: %s\n", cmd, network, eb->msg);
     else
         fprintf(stderr, "spikemesh %s: %s\n", cmd, eb->msg);
@@ -131,7 +108,8 @@ static void sm_print_count(const char *label, uint64_t v)
 }
 
 typedef struct {
-    const char *network, *chip, *out, *input;
+    const char *network, *chip, *out, *input, *placement;
+    sm_placer_t placer;
     double duration, dt;
     uint64_t seed;
     uint64_t threads;
@@ -141,7 +119,7 @@ typedef struct {
 static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts)
 {
     enum { O_CHIP = 1, O_DURATION, O_SEED, O_OUT, O_JSON, O_REALTIME, O_THREADS, O_PRECISION, O_PROFILE, O_TIMING,
-           O_MESHMODEL, O_INPUT, O_DT, O_PROGRESS,
+           O_MESHMODEL, O_INPUT, O_DT, O_PLACER, O_PLACEMENT, O_PROGRESS,
            O_NOPROGRESS };
     static const struct option run_opts[] = {
         {"chip", required_argument, 0, O_CHIP},         {"duration", required_argument, 0, O_DURATION},
@@ -151,6 +129,7 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
         {"profile", no_argument, 0, O_PROFILE},        {"timing", no_argument, 0, O_TIMING},
         {"mesh-model", required_argument, 0, O_MESHMODEL},
         {"input", required_argument, 0, O_INPUT},       {"dt", required_argument, 0, O_DT},
+        {"placer", required_argument, 0, O_PLACER},     {"placement", required_argument, 0, O_PLACEMENT},
         {"progress", no_argument, 0, O_PROGRESS},       {"no-progress", no_argument, 0, O_NOPROGRESS},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     int c, li = -1;
@@ -213,6 +192,16 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
             break;
         case O_PROFILE:
             cli->profile = 1;
+            break;
+        case O_PLACER:
+            if (sm_placer_parse(optarg, &cli->placer) != 0) {
+                fprintf(stderr, "spikemesh %s: --placer '%s': unknown (known: order, greedy, bisect)\n", argv[0],
+                        optarg);
+                return -1;
+            }
+            break;
+        case O_PLACEMENT:
+            cli->placement = optarg;
             break;
         case O_TIMING:
             cli->timing = 1;
@@ -294,7 +283,7 @@ static int sm_cmd_run(int argc, char **argv)
     if (!cli.network)
         cli.network = "cuba";
     uint64_t t0 = uv_hrtime();
-    if ((rc = sm_load_network(cli.network, cli.dt, &net, &eb)) != 0 ||
+    if ((rc = sm_cli_load_network(cli.network, cli.dt, &net, &eb)) != 0 ||
         (cli.input && (rc = sm_net_load_input(&net, cli.input, &eb)) != 0)) {
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);
         sm_net_free(&net);
@@ -305,8 +294,20 @@ static int sm_cmd_run(int argc, char **argv)
         sm_net_free(&net);
         return EXIT_BADINPUT;
     }
-    if ((rc = sm_deploy_build(&net, &chip, cli.seed, &dep, &eb)) != 0) {
-        sm_deploy_error("run", cli.network, &eb);
+    sm_placement_t pl = {0};
+    if (cli.placement && sm_placement_load(cli.placement, &pl, &eb) != 0) {
+        fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        sm_net_free(&net);
+        return EXIT_BADINPUT;
+    }
+    sm_deploy_opts_t dop = {.placer = cli.placer, .placement = cli.placement ? &pl : NULL};
+    rc = sm_deploy_build_ex(&net, &chip, cli.seed, &dop, &dep, &eb);
+    sm_placement_free(&pl);
+    if (rc != 0) {
+        if (cli.placement)
+            fprintf(stderr, "spikemesh run: %s: %s\n", cli.placement, eb.msg);
+        else
+            sm_deploy_error("run", cli.network, &eb);
         sm_net_free(&net);
         return EXIT_BADINPUT;
     }
@@ -447,7 +448,7 @@ static int sm_cmd_info(int argc, char **argv)
         fprintf(stderr, "spikemesh info: which network? (see --help)\n");
         return EXIT_BADINPUT;
     }
-    if (sm_load_network(cli.network, cli.dt, &net, &eb) != 0 || sm_chip_resolve(cli.chip, &chip, &eb) != 0) {
+    if (sm_cli_load_network(cli.network, cli.dt, &net, &eb) != 0 || sm_chip_resolve(cli.chip, &chip, &eb) != 0) {
         fprintf(stderr, "spikemesh info: %s\n", eb.msg);
         sm_net_free(&net);
         return EXIT_BADINPUT;
@@ -505,6 +506,8 @@ static int sm_cmd_info(int argc, char **argv)
                max_n, chip.max_neurons, (double)max_mem / 1024.0, (double)chip.synapse_memory / 1024.0, max_fi,
                chip.max_fan_in, max_fo);
         printf("  %-15s %u (one routing key range each)\n", "pieces", dep.npieces);
+        printf("  %-15s %u partition round%s (fan-out)\n", "partitioning", dep.fanout_rounds,
+               dep.fanout_rounds == 1 ? "" : "s");
         printf("  %-15s %llu in all, %u in the fullest router (capacity %u)\n", "table entries",
                (unsigned long long)dep.table_entries, dep.max_table, chip.table_entries);
     }
@@ -570,6 +573,8 @@ int main(int argc, char **argv)
         return sm_cmd_presets(argc - 1, argv + 1);
     if (strcmp(cmd, "traffic") == 0)
         return sm_cmd_traffic(argc - 1, argv + 1);
+    if (strcmp(cmd, "map") == 0)
+        return sm_cmd_map(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
         if (!topic || strcmp(topic, "-h") == 0 || strcmp(topic, "--help") == 0 || strcmp(topic, "help") == 0)

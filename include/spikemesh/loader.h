@@ -31,14 +31,19 @@ typedef struct {
     uint64_t nspikes;
 } sm_pop_t;
 
-typedef enum { SM_CONN_BERNOULLI = 0, SM_CONN_ALL = 1, SM_CONN_ONE = 2, SM_CONN_LIST = 3 } sm_conn_rule_t;
+typedef enum {
+    SM_CONN_BERNOULLI = 0, SM_CONN_ALL = 1, SM_CONN_ONE = 2, SM_CONN_LIST = 3, SM_CONN_BLOCKS = 4
+} sm_conn_rule_t;
 
 typedef struct {
     uint32_t pre, post;   /* population indices */
     uint8_t inhibitory;   /* 1: the weight adds to gi, 0: to ge */
     uint8_t autapses;     /* 1: a neuron may connect to itself when pre == post */
     sm_conn_rule_t rule;
-    double p;             /* bernoulli: connection probability */
+    double p;             /* bernoulli: connection probability; blocks: within a block */
+    uint32_t blocks;      /* blocks: pre and post are each cut into this many equal consecutive blocks */
+    double p_next;        /* blocks: probability towards the next block (the last block's next is the first) */
+    double p_out;         /* blocks: probability towards any other block */
     double weight;        /* mV, every synapse unless weights[] is given */
     uint32_t delay_steps; /* >= 1 */
     uint64_t npairs;      /* list: (pre, post) local indices */
@@ -109,9 +114,20 @@ typedef struct {
 /* "loihi", "small", either with ":WxH" to resize the mesh, or a chip JSON file. */
 int sm_chip_resolve(const char *spec, sm_chip_t *chip, sm_errbuf_t *eb);
 int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb);
+/* The same from a string; `name` stands for the file in messages. */
+int sm_chip_parse(const char *text, size_t len, const char *name, sm_chip_t *chip, sm_errbuf_t *eb);
 /* Names and one-line descriptions of the built-in presets; returns how many. */
 uint32_t sm_chip_presets(const char *const **names, const char *const **about);
 int sm_chip_preset(const char *name, sm_chip_t *chip);
+
+/* Placers: how cores are put on the mesh. */
+typedef enum {
+    SM_PLACE_ORDER = 0,  /* core c on chip core c: tiles filled in order */
+    SM_PLACE_GREEDY = 1, /* breadth-first over the core graph, each core next to the cores it talks to */
+    SM_PLACE_BISECT = 2  /* recursive bisection of the core graph (METIS) along the mesh */
+} sm_placer_t;
+int sm_placer_parse(const char *name, sm_placer_t *p);
+const char *sm_placer_name(sm_placer_t p);
 
 /* A population piece: the neurons of one population placed on one core; one routing key range. */
 typedef struct {
@@ -144,15 +160,43 @@ typedef struct {
     sm_mesh_t mesh;       /* routing tables filled */
     uint64_t *trees;      /* each piece's multicast tree as recorded by sm_mesh_add_tree */
     uint64_t *tree_off;   /* [npieces + 1]: piece q's tree is trees[tree_off[q] .. tree_off[q+1]) */
+    sm_placer_t placer;   /* how the cores were placed */
+    double est_hops_order;  /* packets x hops over core pairs, one spike per neuron, with cores in order */
+    double est_hops;        /* the same for the placement used */
+    uint32_t fanout_rounds; /* partitions tried until every core met the fan-out limit */
     uint64_t table_entries; /* entries in all routers */
     uint32_t max_table;   /* fullest router's entries */
 } sm_deploy_t;
+
+
+/* A placement as read from a placement file: the partition (first neuron and count of every core) and where
+ * each core sits. */
+typedef struct {
+    uint32_t ncores;
+    uint32_t *first, *count, *tile, *slot;
+    char chip[SM_NAME_MAX];
+    uint32_t width, height, cores_per_tile;
+} sm_placement_t;
+void sm_placement_free(sm_placement_t *p);
+
+typedef struct {
+    sm_placer_t placer;
+    const sm_placement_t *placement; /* when not NULL: use it instead of partitioning and placing */
+    int estimate;                    /* 1: estimate packets x hops even for the in-order placement */
+} sm_deploy_opts_t;
 
 /* Generates connectivity (a pure function of net and seed), partitions neurons onto cores in order under
  * every per-core limit, allocates keys and builds every router's table. SM_ENOFIT with the limit, the
  * shortfall and a mesh size that would fit when the network does not fit. */
 int sm_deploy_build(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed, sm_deploy_t *d,
                     sm_errbuf_t *eb);
+/* The same with a placer or a placement (opts may be NULL: in order). */
+int sm_deploy_build_ex(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed, const sm_deploy_opts_t *opts,
+                       sm_deploy_t *d, sm_errbuf_t *eb);
+/* Writes the deployment's partition and placement as JSON (docs/placement-format.md), atomically. */
+int sm_placement_write(const sm_deploy_t *d, const char *path, sm_errbuf_t *eb);
+/* Reads a placement file; errors as file:line:column. */
+int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb);
 void sm_deploy_free(sm_deploy_t *d);
 
 #ifdef __cplusplus

@@ -104,6 +104,29 @@ void sm_mesh_count_tree(sm_mesh_t *m, const uint64_t *tree, uint32_t n, uint64_t
 int sm_mesh_route(sm_mesh_t *m, uint32_t src, uint32_t key, uint64_t count, uint32_t *dst, uint32_t *ndst,
                   uint64_t *hops, sm_errbuf_t *eb);
 
+/* ---- table compression (router/compress.c) ---- */
+
+/* Compresses a table in place by ordered covering (Mundy et al. 2016): entries with the same route merge into one
+ * key/mask cover (bits where their keys differ become don't-care), each cover placed in the table's order so that
+ * first-match lookups keep their answer, until the table holds at most `target` entries (0: as few as it gets).
+ * Guarantee: every key of keys_in_use (nkeys of them, any order, duplicates allowed) finds the same route as
+ * before, and a key in use that matched no entry (default routing straight on) still matches none. Keys not in
+ * use may find any route afterwards, so compress only once every entry is in, and add no entry for a new key
+ * after. Entries no key in use resolves to are dropped. The table's index is dropped (indexed = 0).
+ * Returns 0; SM_ENOFIT with "N entries do not compress below M, the target (ordered covering leaves K)" (the
+ * table keeps those K entries, still correct); SM_EINVAL; or SM_ENOMEM (the table unchanged). */
+int sm_table_compress(sm_table_t *t, const uint32_t *keys_in_use, size_t nkeys, uint32_t target, sm_errbuf_t *eb);
+
+/* Compresses the table of every router of m with sm_table_compress: with target_or_0 > 0, each table above it
+ * until it fits (a table at or below it is left alone); with 0, every table as far as it goes, then each must fit
+ * its own cap. keys_in_use: every routing key a source may inject (for a piece with destinations, key ..
+ * key + count - 1); the route of each of them from its source is unchanged. Total entries before and after go to
+ * *before and *after (either may be NULL). Returns 0, SM_EINVAL, SM_ENOMEM, or SM_ENOFIT with
+ * "router (x,y): N entries do not compress below M, its capacity (ordered covering leaves K)" for the first
+ * router that cannot fit (tables before it are compressed, every one still correct). */
+int sm_mesh_compress(sm_mesh_t *m, const uint32_t *keys_in_use, size_t nkeys, uint32_t target_or_0,
+                     uint64_t *before, uint64_t *after, sm_errbuf_t *eb);
+
 /* ---- cycle-level network-on-chip model (router/noc.c) ---- */
 
 typedef enum {

@@ -1,0 +1,635 @@
+/* router/compress.c: routing-table compression by ordered covering (after Mundy et al. 2016): entries with the
+ * same route merge into key/mask covers, each placed in the table's order so that every key in use keeps its route. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "spikemesh/router.h"
+
+/* The entries a key in use matches, by entry id, in table order. */
+typedef struct {
+    uint32_t n, cap;
+    uint32_t *v;    /* in[] while cap <= 2 */
+    uint32_t in[2];
+} sm__mlist_t;
+
+/* The entries of one route and the best merge found among them. */
+typedef struct {
+    uint32_t route;
+    uint32_t nmem, cap;
+    uint32_t *mem;  /* ids of its entries in the table */
+    uint32_t ns;    /* the merge: ns ids in s (0: none), covered by (ckey, cmask) */
+    uint32_t *s;
+    uint32_t ckey, cmask;
+    int dirty;      /* the merge must be searched again */
+} sm__group_t;
+
+/* Working state of one table: entries by stable id (a merge adds an id and removes the ids it merges), the
+ * table's order, the reduced keys in use with the entries each matches, and the route groups. */
+typedef struct {
+    uint32_t n, nid, idcap;
+    uint32_t *order, *tmp;                    /* [idcap]: ids in table order; scratch */
+    uint32_t *ekey, *emask, *eroute, *egroup; /* [idcap] */
+    uint32_t *pos;                            /* [idcap]: position in order, UINT32_MAX once removed */
+    uint8_t *mark;                            /* [idcap]: ids of the set being merged */
+    uint32_t *keys, nkeys;                    /* reduced keys in use: sorted, distinct */
+    sm__mlist_t *ml;                          /* [nkeys] */
+    uint32_t *capt, ncapt;                    /* [nkeys]: keys the cover under evaluation captures */
+    uint32_t *off;                            /* [nkeys]: offending keys */
+    sm__group_t *groups;
+    uint32_t ngroups;
+} sm__cx_t;
+
+static int sm__u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t sm__popcount(uint32_t x)
+{
+    uint32_t c = 0;
+    for (; x; x &= x - 1u)
+        c++;
+    return c;
+}
+
+static uint32_t sm__ctz(uint32_t x)
+{
+    uint32_t c = 0;
+    if (x == 0)
+        return 32;
+    while (!(x & 1u)) {
+        x >>= 1;
+        c++;
+    }
+    return c;
+}
+
+/* Appends to out the indices in [lo, hi) of the sorted keys that match (key, mask), in increasing order. The keys
+ * in [lo, hi) agree on every bit above `bit`; one binary search splits the range at each bit down to the mask's
+ * lowest cared bit, and a don't-care bit visits both halves. */
+static void sm__match(const uint32_t *keys, uint32_t lo, uint32_t hi, int bit, uint32_t key, uint32_t mask,
+                      uint32_t *out, uint32_t *nout)
+{
+    while (lo < hi) {
+        if (bit < 0 || (mask & ((2u << bit) - 1u)) == 0) { /* no cared bit left: the whole range matches */
+            for (uint32_t i = lo; i < hi; i++)
+                out[(*nout)++] = i;
+            return;
+        }
+        uint32_t b = 1u << bit, a = lo, z = hi;
+        while (a < z) {
+            uint32_t mid = a + (z - a) / 2;
+            if (keys[mid] & b)
+                z = mid;
+            else
+                a = mid + 1;
+        }
+        if (mask & b) {
+            if (key & b)
+                lo = a;
+            else
+                hi = a;
+        } else {
+            sm__match(keys, lo, a, bit - 1, key, mask, out, nout);
+            lo = a;
+        }
+        bit--;
+    }
+}
+
+/* Inserts id at index at of a match list. Returns 0 or SM_ENOMEM. */
+static int sm__ml_insert(sm__mlist_t *l, uint32_t at, uint32_t id)
+{
+    if (l->n == l->cap) {
+        uint32_t ncap = l->cap * 2;
+        uint32_t *v = malloc((size_t)ncap * sizeof *v);
+        if (!v)
+            return SM_ENOMEM;
+        memcpy(v, l->v, (size_t)l->n * sizeof *v);
+        if (l->v != l->in)
+            free(l->v);
+        l->v = v;
+        l->cap = ncap;
+    }
+    memmove(l->v + at + 1, l->v + at, (size_t)(l->n - at) * sizeof *l->v);
+    l->v[at] = id;
+    l->n++;
+    return 0;
+}
+
+static void sm__cx_free(sm__cx_t *cx)
+{
+    if (cx->ml)
+        for (uint32_t j = 0; j < cx->nkeys; j++)
+            if (cx->ml[j].v != cx->ml[j].in)
+                free(cx->ml[j].v);
+    if (cx->groups)
+        for (uint32_t g = 0; g < cx->ngroups; g++) {
+            free(cx->groups[g].mem);
+            free(cx->groups[g].s);
+        }
+    free(cx->groups);
+    free(cx->ml);
+    free(cx->capt);
+    free(cx->off);
+    free(cx->keys);
+    free(cx->order);
+    free(cx->tmp);
+    free(cx->ekey);
+    free(cx->emask);
+    free(cx->eroute);
+    free(cx->egroup);
+    free(cx->pos);
+    free(cx->mark);
+}
+
+/* The cover of a set of entries: every bit where their keys differ, or any of them does not care, is don't-care. */
+static void sm__cover(const sm__cx_t *cx, const uint32_t *s, uint32_t ns, uint32_t *key, uint32_t *mask)
+{
+    uint32_t m = ~0u, k0 = cx->ekey[s[0]];
+    for (uint32_t i = 0; i < ns; i++)
+        m &= cx->emask[s[i]] & ~(cx->ekey[s[i]] ^ k0);
+    *key = k0 & m;
+    *mask = m;
+}
+
+/* Checks merging the entries s[0..*ns) (all of one route) into their cover C, with the sound rule of this file:
+ * for every key k in use that C captures, with r(k) its route now (the first entry it matches, or none),
+ *   - r(k) is none: unsound (C would give it a route);
+ *   - r(k) is another route: the entry that resolves k must stay before C, so C goes after it (bounds *lo);
+ *   - r(k) is the route: the first entry k matches outside the set, when its route differs, must stay after C
+ *     (bounds *hi).
+ * Keys outside C keep their first match (no entry of the set matches them). A merge is sound when no key of the
+ * first kind is captured and the bounds leave room (lo <= hi): C then goes at any position in [lo, hi], counted in
+ * the table before the merge. With refine, offending keys are shut out by fixing one don't-care bit of C at a
+ * time, to the value that keeps the most entries of the set (the rest leave it), until the merge is sound or
+ * fewer than two entries are left (*ns = 0). Returns 1 when the set (as refined) is sound, 0 when it is not (only
+ * without refine); the captured keys are then in cx->capt. */
+static int sm__eval(sm__cx_t *cx, uint32_t route, uint32_t *s, uint32_t *ns, int refine, uint32_t *ckey,
+                    uint32_t *cmask, uint32_t *plo, uint32_t *phi)
+{
+    uint32_t k, m;
+    if (*ns < 2) {
+        *ns = 0;
+        return 1;
+    }
+    sm__cover(cx, s, *ns, &k, &m);
+    cx->ncapt = 0;
+    sm__match(cx->keys, 0, cx->nkeys, 31, k, m, cx->capt, &cx->ncapt);
+    for (;;) {
+        uint32_t lo = 0, hi = cx->n, noff = 0, w = 0;
+        for (uint32_t i = 0; i < *ns; i++)
+            cx->mark[s[i]] = 1;
+        /* keys of the route: the first match outside the set bounds hi; keys the cover lost are dropped */
+        for (uint32_t i = 0; i < cx->ncapt; i++) {
+            uint32_t j = cx->capt[i];
+            if ((cx->keys[j] & m) != k)
+                continue;
+            cx->capt[w++] = j;
+            const sm__mlist_t *l = &cx->ml[j];
+            if (l->n == 0 || cx->eroute[l->v[0]] != route)
+                continue;
+            for (uint32_t e = 0; e < l->n; e++) {
+                uint32_t id = l->v[e];
+                if (cx->mark[id])
+                    continue;
+                if (cx->eroute[id] != route && cx->pos[id] < hi)
+                    hi = cx->pos[id];
+                break;
+            }
+        }
+        cx->ncapt = w;
+        /* keys without a route, and keys of other routes whose entry cannot stay before the cover */
+        for (uint32_t i = 0; i < cx->ncapt; i++) {
+            uint32_t j = cx->capt[i];
+            const sm__mlist_t *l = &cx->ml[j];
+            if (l->n == 0) {
+                cx->off[noff++] = j;
+                continue;
+            }
+            uint32_t id = l->v[0];
+            if (cx->eroute[id] == route)
+                continue;
+            if (cx->pos[id] + 1u > hi)
+                cx->off[noff++] = j;
+            else if (cx->pos[id] + 1u > lo)
+                lo = cx->pos[id] + 1u;
+        }
+        for (uint32_t i = 0; i < *ns; i++)
+            cx->mark[s[i]] = 0;
+        if (noff == 0) {
+            *ckey = k;
+            *cmask = m;
+            *plo = lo;
+            *phi = hi;
+            return 1;
+        }
+        if (!refine)
+            return 0;
+        /* Fix one don't-care bit of the cover to a value an offending key lacks: the one that keeps the most
+         * entries (they care about the bit and have that value), then the one that shuts out the most keys. */
+        uint32_t keep[32][2], ones[32];
+        memset(keep, 0, sizeof keep);
+        memset(ones, 0, sizeof ones);
+        for (uint32_t i = 0; i < *ns; i++) {
+            uint32_t id = s[i];
+            for (uint32_t x = cx->emask[id] & ~m; x; x &= x - 1u) {
+                uint32_t b = sm__ctz(x);
+                keep[b][(cx->ekey[id] >> b) & 1u]++;
+            }
+        }
+        for (uint32_t o = 0; o < noff; o++)
+            for (uint32_t x = cx->keys[cx->off[o]] & ~m; x; x &= x - 1u)
+                ones[sm__ctz(x)]++;
+        uint32_t bb = 32, bv = 0, bkeep = 0, bexcl = 0;
+        for (uint32_t b = 0; b < 32; b++) {
+            if (m & (1u << b))
+                continue;
+            for (uint32_t v = 0; v < 2; v++) {
+                uint32_t excl = v ? noff - ones[b] : ones[b];
+                if (excl == 0 || keep[b][v] == 0)
+                    continue;
+                if (keep[b][v] > bkeep || (keep[b][v] == bkeep && excl > bexcl)) {
+                    bb = b;
+                    bv = v;
+                    bkeep = keep[b][v];
+                    bexcl = excl;
+                }
+            }
+        }
+        if (bb == 32 || bkeep < 2) {
+            *ns = 0;
+            return 1;
+        }
+        w = 0;
+        for (uint32_t i = 0; i < *ns; i++) {
+            uint32_t id = s[i];
+            if ((cx->emask[id] >> bb) & 1u && ((cx->ekey[id] >> bb) & 1u) == bv)
+                s[w++] = id;
+        }
+        *ns = w;
+        sm__cover(cx, s, *ns, &k, &m); /* a subset: the cover only shrinks, so the captured keys filter down */
+    }
+}
+
+/* Rebuilds the order without the marked ids, inserting id c (when not UINT32_MAX) before position p, and updates
+ * every position. */
+static void sm__reorder(sm__cx_t *cx, uint32_t c, uint32_t p)
+{
+    uint32_t w = 0;
+    for (uint32_t i = 0; i <= cx->n; i++) {
+        if (i == p && c != UINT32_MAX)
+            cx->tmp[w++] = c;
+        if (i == cx->n)
+            break;
+        uint32_t id = cx->order[i];
+        if (cx->mark[id])
+            cx->pos[id] = UINT32_MAX;
+        else
+            cx->tmp[w++] = id;
+    }
+    uint32_t *t = cx->order;
+    cx->order = cx->tmp;
+    cx->tmp = t;
+    cx->n = w;
+    for (uint32_t i = 0; i < w; i++)
+        cx->pos[cx->order[i]] = i;
+}
+
+/* Applies the merge of group g if it is still sound: its entries leave, their cover goes in at the position
+ * within the sound bounds that follows ordered covering's order (after entries that are no more general, before
+ * the more general ones). Returns 1 when applied, 0 when the merge is no longer sound, or SM_ENOMEM. */
+static int sm__apply(sm__cx_t *cx, uint32_t g)
+{
+    sm__group_t *gr = &cx->groups[g];
+    uint32_t ns = gr->ns, k, m, lo, hi;
+    if (!sm__eval(cx, gr->route, gr->s, &ns, 0, &k, &m, &lo, &hi) || ns != gr->ns)
+        return 0;
+    uint32_t c = cx->nid++, gen = 32u - sm__popcount(m), p = hi;
+    cx->ekey[c] = k;
+    cx->emask[c] = m;
+    cx->eroute[c] = gr->route;
+    cx->egroup[c] = g;
+    cx->mark[c] = 0;
+    for (uint32_t i = 0; i < ns; i++)
+        cx->mark[gr->s[i]] = 1;
+    while (p > lo) {
+        uint32_t id = cx->order[p - 1];
+        if (cx->mark[id] || 32u - sm__popcount(cx->emask[id]) > gen)
+            p--;
+        else
+            break;
+    }
+    /* The captured keys lose the merged entries and match the cover at position p. */
+    for (uint32_t i = 0; i < cx->ncapt; i++) {
+        sm__mlist_t *l = &cx->ml[cx->capt[i]];
+        uint32_t w = 0, at;
+        for (uint32_t e = 0; e < l->n; e++)
+            if (!cx->mark[l->v[e]])
+                l->v[w++] = l->v[e];
+        l->n = w;
+        for (at = 0; at < l->n && cx->pos[l->v[at]] < p; at++)
+            ;
+        if (sm__ml_insert(l, at, c) != 0)
+            return SM_ENOMEM;
+    }
+    sm__reorder(cx, c, p);
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < gr->nmem; i++)
+        if (!cx->mark[gr->mem[i]])
+            gr->mem[w++] = gr->mem[i];
+    gr->mem[w++] = c;
+    gr->nmem = w;
+    for (uint32_t i = 0; i < ns; i++)
+        cx->mark[gr->s[i]] = 0;
+    gr->ns = 0;
+    gr->dirty = 1;
+    /* A merge whose cover meets this one may have changed: search it again. */
+    for (uint32_t h = 0; h < cx->ngroups; h++) {
+        sm__group_t *o = &cx->groups[h];
+        if (o->ns >= 2 && ((o->ckey ^ k) & o->cmask & m) == 0)
+            o->dirty = 1;
+    }
+    return 1;
+}
+
+/* Loads table t and the sorted keys in use (reduced to the bits some entry cares about) into cx, with each key's
+ * matching entries. Returns 0 or SM_ENOMEM. */
+static int sm__cx_load(sm__cx_t *cx, const sm_table_t *t, const uint32_t *keys, uint32_t nkeys)
+{
+    uint32_t n = t->n, shift = 32;
+    memset(cx, 0, sizeof *cx);
+    cx->idcap = 2 * n + 1;
+    cx->order = malloc((size_t)cx->idcap * sizeof *cx->order);
+    cx->tmp = malloc((size_t)cx->idcap * sizeof *cx->tmp);
+    cx->ekey = malloc((size_t)cx->idcap * sizeof *cx->ekey);
+    cx->emask = malloc((size_t)cx->idcap * sizeof *cx->emask);
+    cx->eroute = malloc((size_t)cx->idcap * sizeof *cx->eroute);
+    cx->egroup = malloc((size_t)cx->idcap * sizeof *cx->egroup);
+    cx->pos = malloc((size_t)cx->idcap * sizeof *cx->pos);
+    cx->mark = calloc(cx->idcap, 1);
+    if (!cx->order || !cx->tmp || !cx->ekey || !cx->emask || !cx->eroute || !cx->egroup || !cx->pos || !cx->mark)
+        return SM_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const sm_route_entry_t *e = &t->entries[i];
+        cx->ekey[i] = e->key & e->mask;
+        cx->emask[i] = e->mask;
+        cx->eroute[i] = e->route;
+        cx->order[i] = i;
+        cx->pos[i] = i;
+        uint32_t z = sm__ctz(e->mask);
+        if (z < shift)
+            shift = z;
+    }
+    cx->n = cx->nid = n;
+    /* Bits below every entry's lowest cared bit are don't-care in every cover too: keys that differ only there
+     * route alike, so one key stands for them all. */
+    uint32_t low = shift >= 32 ? ~0u : (1u << shift) - 1u;
+    cx->keys = malloc(((size_t)nkeys + 1) * sizeof *cx->keys);
+    if (!cx->keys)
+        return SM_ENOMEM;
+    for (uint32_t i = 0; i < nkeys; i++) {
+        uint32_t r = keys[i] & ~low;
+        if (cx->nkeys == 0 || cx->keys[cx->nkeys - 1] != r)
+            cx->keys[cx->nkeys++] = r;
+    }
+    cx->ml = malloc(((size_t)cx->nkeys + 1) * sizeof *cx->ml);
+    cx->capt = malloc(((size_t)cx->nkeys + 1) * sizeof *cx->capt);
+    cx->off = malloc(((size_t)cx->nkeys + 1) * sizeof *cx->off);
+    if (!cx->ml || !cx->capt || !cx->off)
+        return SM_ENOMEM;
+    for (uint32_t j = 0; j < cx->nkeys; j++) {
+        cx->ml[j].n = 0;
+        cx->ml[j].cap = 2;
+        cx->ml[j].v = cx->ml[j].in;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        cx->ncapt = 0;
+        sm__match(cx->keys, 0, cx->nkeys, 31, cx->ekey[i], cx->emask[i], cx->capt, &cx->ncapt);
+        for (uint32_t c = 0; c < cx->ncapt; c++) {
+            sm__mlist_t *l = &cx->ml[cx->capt[c]];
+            if (sm__ml_insert(l, l->n, i) != 0)
+                return SM_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Removes the entries that resolve no key in use (every key that matches them matches an earlier entry, or none
+ * matches them at all): no key in use changes its route. */
+static void sm__drop_dead(sm__cx_t *cx)
+{
+    uint32_t dead = 0;
+    for (uint32_t i = 0; i < cx->n; i++)
+        cx->mark[cx->order[i]] = 1;
+    for (uint32_t j = 0; j < cx->nkeys; j++)
+        if (cx->ml[j].n > 0)
+            cx->mark[cx->ml[j].v[0]] = 0;
+    for (uint32_t i = 0; i < cx->n; i++)
+        dead += cx->mark[cx->order[i]];
+    if (dead > 0) {
+        for (uint32_t j = 0; j < cx->nkeys; j++) {
+            sm__mlist_t *l = &cx->ml[j];
+            uint32_t w = 0;
+            for (uint32_t e = 0; e < l->n; e++)
+                if (!cx->mark[l->v[e]])
+                    l->v[w++] = l->v[e];
+            l->n = w;
+        }
+        sm__reorder(cx, UINT32_MAX, 0);
+    }
+    for (uint32_t i = 0; i < cx->nid; i++)
+        cx->mark[i] = 0;
+}
+
+
+static int sm__u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Groups the entries by route. Returns 0 or SM_ENOMEM. */
+static int sm__group(sm__cx_t *cx)
+{
+    uint32_t n = cx->n, ng = 0;
+    uint64_t *rk = malloc(((size_t)n + 1) * sizeof *rk);
+    if (!rk)
+        return SM_ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        rk[i] = (uint64_t)cx->eroute[cx->order[i]] << 32 | i;
+    qsort(rk, n, sizeof *rk, sm__u64_cmp);
+    for (uint32_t i = 0; i < n; i++)
+        ng += i == 0 || rk[i] >> 32 != rk[i - 1] >> 32;
+    cx->groups = calloc((size_t)ng + 1, sizeof *cx->groups);
+    if (!cx->groups) {
+        free(rk);
+        return SM_ENOMEM;
+    }
+    cx->ngroups = ng;
+    for (uint32_t i = 0, g = 0; i < n; g++) {
+        uint32_t e = i;
+        while (e < n && rk[e] >> 32 == rk[i] >> 32)
+            e++;
+        sm__group_t *gr = &cx->groups[g];
+        gr->route = (uint32_t)(rk[i] >> 32);
+        gr->cap = e - i; /* a merge takes out two entries or more and puts one in: a group never grows */
+        gr->mem = malloc((size_t)gr->cap * sizeof *gr->mem);
+        gr->s = malloc((size_t)gr->cap * sizeof *gr->s);
+        if (!gr->mem || !gr->s) {
+            free(rk);
+            return SM_ENOMEM;
+        }
+        for (; i < e; i++) {
+            uint32_t id = cx->order[(uint32_t)rk[i]];
+            gr->mem[gr->nmem++] = id;
+            cx->egroup[id] = g;
+        }
+        gr->dirty = gr->nmem >= 2;
+    }
+    free(rk);
+    return 0;
+}
+
+/* Compresses t against the sorted keys in use until it holds at most target entries (0: as far as it goes).
+ * *left: its entries afterwards. Returns 0, SM_ENOFIT (the table is left at the fewest entries found) or
+ * SM_ENOMEM (the table is unchanged). */
+static int sm__compress(sm_table_t *t, const uint32_t *keys, uint32_t nkeys, uint32_t target, uint32_t *left)
+{
+    sm__cx_t cx;
+    int rc, swept = 0;
+    *left = t->n;
+    if (t->n == 0 || (target != 0 && t->n <= target))
+        return 0;
+    if ((rc = sm__cx_load(&cx, t, keys, nkeys)) != 0)
+        goto out;
+    sm__drop_dead(&cx);
+    if ((rc = sm__group(&cx)) != 0)
+        goto out;
+    /* Ordered covering: apply the sound merge that takes the most entries, over all routes, until the table fits. */
+    while (target == 0 || cx.n > target) {
+        uint32_t best = UINT32_MAX, lo, hi;
+        for (uint32_t g = 0; g < cx.ngroups; g++) {
+            sm__group_t *gr = &cx.groups[g];
+            if (gr->dirty) {
+                memcpy(gr->s, gr->mem, (size_t)gr->nmem * sizeof *gr->s);
+                gr->ns = gr->nmem;
+                sm__eval(&cx, gr->route, gr->s, &gr->ns, 1, &gr->ckey, &gr->cmask, &lo, &hi);
+                gr->dirty = 0;
+            }
+            if (gr->ns >= 2 && (best == UINT32_MAX || gr->ns > cx.groups[best].ns))
+                best = g;
+        }
+        if (best == UINT32_MAX) {
+            if (swept)
+                break;
+            /* Merges were searched again only where a cover changed: search every group once more. */
+            swept = 1;
+            for (uint32_t g = 0; g < cx.ngroups; g++)
+                cx.groups[g].dirty = cx.groups[g].nmem >= 2;
+            continue;
+        }
+        rc = sm__apply(&cx, best);
+        if (rc < 0)
+            goto out;
+        if (rc == 0)
+            cx.groups[best].dirty = 1;
+        else
+            swept = 0;
+    }
+    for (uint32_t i = 0; i < cx.n; i++) {
+        uint32_t id = cx.order[i];
+        t->entries[i].key = cx.ekey[id];
+        t->entries[i].mask = cx.emask[id];
+        t->entries[i].route = cx.eroute[id];
+    }
+    t->n = cx.n;
+    t->indexed = 0;
+    *left = cx.n;
+    rc = target != 0 && cx.n > target ? SM_ENOFIT : 0;
+out:
+    sm__cx_free(&cx);
+    return rc;
+}
+
+int sm_table_compress(sm_table_t *t, const uint32_t *keys_in_use, size_t nkeys, uint32_t target, sm_errbuf_t *eb)
+{
+    uint32_t *copy = NULL, n0 = t->n, left;
+    const uint32_t *keys = keys_in_use;
+    size_t i = 1;
+    if (nkeys > UINT32_MAX || (nkeys > 0 && !keys_in_use))
+        return sm_errorf(eb, SM_EINVAL, "compressing a routing table: %zu keys in use, at most %u", nkeys,
+                         UINT32_MAX);
+    while (i < nkeys && keys[i - 1] <= keys[i])
+        i++;
+    if (i < nkeys) {
+        if (!(copy = malloc(nkeys * sizeof *copy)))
+            return sm_errorf(eb, SM_ENOMEM, "out of memory compressing a routing table of %u entries", n0);
+        memcpy(copy, keys_in_use, nkeys * sizeof *copy);
+        qsort(copy, nkeys, sizeof *copy, sm__u32_cmp);
+        keys = copy;
+    }
+    int rc = sm__compress(t, keys, (uint32_t)nkeys, target, &left);
+    free(copy);
+    if (rc == SM_ENOMEM)
+        return sm_errorf(eb, SM_ENOMEM, "out of memory compressing a routing table of %u entries", n0);
+    if (rc == SM_ENOFIT)
+        return sm_errorf(eb, SM_ENOFIT, "%u entries do not compress below %u, the target (ordered covering leaves %u)",
+                         n0, target, left);
+    return 0;
+}
+
+int sm_mesh_compress(sm_mesh_t *m, const uint32_t *keys_in_use, size_t nkeys, uint32_t target_or_0,
+                     uint64_t *before, uint64_t *after, sm_errbuf_t *eb)
+{
+    uint32_t tiles = sm_mesh_tiles(m), shift = 32, nk = 0;
+    uint64_t b = 0, a = 0;
+    int rc = 0;
+    for (uint32_t t = 0; t < tiles; t++) {
+        b += m->tables[t].n;
+        for (uint32_t i = 0; i < m->tables[t].n; i++) {
+            uint32_t z = sm__ctz(m->tables[t].entries[i].mask);
+            if (z < shift)
+                shift = z;
+        }
+    }
+    if (before)
+        *before = b;
+    if (after)
+        *after = b;
+    if (nkeys > UINT32_MAX || (nkeys > 0 && !keys_in_use))
+        return sm_errorf(eb, SM_EINVAL, "compressing routing tables: %zu keys in use, at most %u", nkeys,
+                         UINT32_MAX);
+    /* Sorted once, and reduced to the bits some entry of some table cares about (each table reduces further). */
+    uint32_t *keys = malloc((nkeys ? nkeys : 1) * sizeof *keys), low = shift >= 32 ? ~0u : (1u << shift) - 1u;
+    if (!keys)
+        return sm_errorf(eb, SM_ENOMEM, "out of memory compressing routing tables");
+    for (size_t i = 0; i < nkeys; i++)
+        keys[i] = keys_in_use[i] & ~low;
+    qsort(keys, nkeys, sizeof *keys, sm__u32_cmp);
+    for (size_t i = 0; i < nkeys; i++)
+        if (nk == 0 || keys[nk - 1] != keys[i])
+            keys[nk++] = keys[i];
+    for (uint32_t t = 0; t < tiles && rc == 0; t++) {
+        sm_table_t *tb = &m->tables[t];
+        uint32_t n0 = tb->n, left, limit = target_or_0 ? target_or_0 : tb->cap;
+        if (target_or_0 != 0 && n0 <= target_or_0)
+            continue;
+        rc = sm__compress(tb, keys, nk, target_or_0, &left);
+        if (rc == 0 && left > limit)
+            rc = SM_ENOFIT;
+        if (rc == SM_ENOMEM)
+            sm_errorf(eb, rc, "out of memory compressing the routing table of router (%u,%u)", t % m->width,
+                      t / m->width);
+        else if (rc == SM_ENOFIT)
+            sm_errorf(eb, rc, "router (%u,%u): %u entries do not compress below %u, its capacity (ordered covering "
+                      "leaves %u)", t % m->width, t / m->width, n0, limit, left);
+    }
+    free(keys);
+    for (uint32_t t = 0; t < tiles; t++)
+        a += m->tables[t].n;
+    if (after)
+        *after = a;
+    return rc;
+}
