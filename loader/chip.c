@@ -56,11 +56,23 @@ uint32_t sm_chip_presets(const char *const **names, const char *const **about)
     return (uint32_t)(sizeof sm__presets / sizeof sm__presets[0]);
 }
 
+/* Board links (between chips): a hop costs 20 router cycles of latency, 40 ns and 100 pJ, and carries one flit
+ * per cycle: this model's assumptions for an off-chip serial link, to be set per board in chip files. */
+static void sm__board_defaults(sm_chip_t *chip)
+{
+    chip->chips_x = chip->chips_y = 1;
+    chip->noc.chip_hop_cycles = 20;
+    chip->noc.chip_link_flits = 1;
+    chip->costs.hop_chip_pj = 100.0;
+    chip->costs.hop_chip_ns = 40.0;
+}
+
 int sm_chip_preset(const char *name, sm_chip_t *chip)
 {
     for (size_t i = 0; i < sizeof sm__presets / sizeof sm__presets[0]; i++) {
         if (strcmp(sm__presets[i].name, name) == 0) {
             *chip = sm__presets[i];
+            sm__board_defaults(chip);
             return 0;
         }
     }
@@ -72,7 +84,9 @@ int sm_chip_preset(const char *name, sm_chip_t *chip)
 int sm_chip_resolve(const char *spec, sm_chip_t *chip, sm_errbuf_t *eb)
 {
     char base[SM_NAME_MAX - 16]; /* room for ":WxH" after it in chip->name */
-    const char *colon = strrchr(spec, ':');
+    const char *colon = strrchr(spec, ':'), *star = strrchr(spec, '*');
+    if (star && (!colon || star > colon))
+        colon = star; /* PRESET*XxY: a board of X x Y chips */
     struct stat st;
     if (stat(spec, &st) == 0)
         return sm_chip_load(spec, chip, eb);
@@ -101,13 +115,27 @@ int sm_chip_resolve(const char *spec, sm_chip_t *chip, sm_errbuf_t *eb)
         if (w < 1 || h < 1 || w > SM__MESH_MAX || h > SM__MESH_MAX || w * h > (1ul << 22))
             return sm_errorf(eb, SM_ERANGE, "--chip '%s': mesh sides must be 1 to %u tiles, at most %lu tiles in all",
                              spec, SM__MESH_MAX, 1ul << 22);
-        chip->width = (uint32_t)w;
-        chip->height = (uint32_t)h;
-        snprintf(chip->name, sizeof chip->name, "%s:%lux%lu", base, w, h);
+        if (*colon == '*') {
+            if ((uint64_t)chip->width * w > SM__MESH_MAX || (uint64_t)chip->height * h > SM__MESH_MAX ||
+                (uint64_t)chip->width * w * chip->height * h > (1ul << 22))
+                return sm_errorf(eb, SM_ERANGE, "--chip '%s': a board of %lux%lu chips of %ux%u tiles is larger than "
+                                 "the %u tiles a side supported", spec, w, h, chip->width, chip->height, SM__MESH_MAX);
+            chip->chips_x = (uint32_t)w;
+            chip->chips_y = (uint32_t)h;
+            chip->width *= (uint32_t)w;
+            chip->height *= (uint32_t)h;
+            snprintf(chip->name, sizeof chip->name, "%s*%lux%lu", base, w, h);
+        } else {
+            chip->width = (uint32_t)w;
+            chip->height = (uint32_t)h;
+            snprintf(chip->name, sizeof chip->name, "%s:%lux%lu", base, w, h);
+        }
     }
     return 0;
 bad_size:
-    return sm_errorf(eb, SM_EINVAL, "--chip '%s': the mesh size must be written WxH, as in %s:16x16", spec, base);
+    return sm_errorf(eb, SM_EINVAL,
+                     "--chip '%s': write the mesh size as WxH (%s:16x16) or the board as XxY chips (%s*4x4)", spec,
+                     base, base);
 }
 
 static int sm__chip_uint(sm__jctx_t *cx, json_t *obj, const char *key, uint64_t lo, uint64_t hi, uint64_t def,
@@ -130,7 +158,7 @@ int sm_chip_load(const char *path, sm_chip_t *chip, sm_errbuf_t *eb)
 
 int sm_chip_parse(const char *text, size_t len, const char *name, sm_chip_t *chip, sm_errbuf_t *eb)
 {
-    static const char *const keys[] = {"name", "mesh", "cores_per_tile", "core", "router", "costs", NULL};
+    static const char *const keys[] = {"name", "mesh", "cores_per_tile", "core", "router", "costs", "board", NULL};
     static const char *const mkeys[] = {"width", "height", NULL};
     static const char *const ckeys[] = {"max_neurons", "synapse_memory_bytes", "synapse_bytes", "max_fan_in",
                                         "max_fan_out", "max_delay_steps", NULL};
@@ -236,6 +264,46 @@ int sm_chip_parse(const char *text, size_t len, const char *name, sm_chip_t *chi
         }
         sm__jpop(&cx);
     }
+    sm__board_defaults(chip);
+    {
+        /* Optional board: the mesh above is one chip; a board of chips_x x chips_y of them. */
+        static const char *const bkeys[] = {"chips_x", "chips_y", "link_hop_cycles", "link_flits_per_cycle",
+                                            "link_hop_pj", "link_hop_ns", NULL};
+        o = json_object_get(root, "board");
+        if (o) {
+            sm__jpush_key(&cx, "board");
+            if (!json_is_object(o)) {
+                rc = sm__jerr(&cx, SM_EPARSE, "must be an object");
+                goto out;
+            }
+            uint64_t bx, by, hc, lf;
+            if ((rc = sm__jcheck_keys(&cx, o, bkeys)) != 0 ||
+                (rc = sm__chip_uint(&cx, o, "chips_x", 1, 4096, 1, 1, &bx)) != 0 ||
+                (rc = sm__chip_uint(&cx, o, "chips_y", 1, 4096, 1, 1, &by)) != 0 ||
+                (rc = sm__chip_uint(&cx, o, "link_hop_cycles", 1, 1u << 20, 20, 0, &hc)) != 0 ||
+                (rc = sm__chip_uint(&cx, o, "link_flits_per_cycle", 1, 1024, 1, 0, &lf)) != 0 ||
+                (rc = sm__jget_num(&cx, o, "link_hop_pj", 0, chip->costs.hop_chip_pj, &chip->costs.hop_chip_pj)) != 0 ||
+                (rc = sm__jget_num(&cx, o, "link_hop_ns", 0, chip->costs.hop_chip_ns, &chip->costs.hop_chip_ns)) != 0)
+                goto out;
+            if (chip->costs.hop_chip_pj < 0 || chip->costs.hop_chip_ns < 0) {
+                rc = sm__jerr(&cx, SM_ERANGE, "link costs must be zero or positive");
+                goto out;
+            }
+            if ((uint64_t)chip->width * bx > SM__MESH_MAX || (uint64_t)chip->height * by > SM__MESH_MAX ||
+                (uint64_t)chip->width * bx * chip->height * by > (1u << 22)) {
+                rc = sm__jerr(&cx, SM_ERANGE, "%llux%llu chips of %ux%u tiles is more than the mesh supports",
+                              (unsigned long long)bx, (unsigned long long)by, chip->width, chip->height);
+                goto out;
+            }
+            chip->chips_x = (uint32_t)bx;
+            chip->chips_y = (uint32_t)by;
+            chip->width *= (uint32_t)bx;
+            chip->height *= (uint32_t)by;
+            chip->noc.chip_hop_cycles = (uint32_t)hc;
+            chip->noc.chip_link_flits = (uint32_t)lf;
+            sm__jpop(&cx);
+        }
+    }
     {
         /* Optional per-operation costs: absent fields keep the loihi preset's values. */
         static const char *const names[] = {
@@ -244,7 +312,10 @@ int sm_chip_parse(const char *text, size_t len, const char *name, sm_chip_t *chi
             "hop_ns_pj", "hop_ns_ns", "barrier_ns", "barrier_hop_ns", "static_w", "cycle_ns", NULL};
         sm_chip_t loihi;
         sm_chip_preset("loihi", &loihi);
+        double hop_chip_pj = chip->costs.hop_chip_pj, hop_chip_ns = chip->costs.hop_chip_ns; /* from "board" */
         chip->costs = loihi.costs;
+        chip->costs.hop_chip_pj = hop_chip_pj;
+        chip->costs.hop_chip_ns = hop_chip_ns;
         double *fields[] = {&chip->costs.neuron_active_pj, &chip->costs.neuron_active_ns,
                             &chip->costs.neuron_idle_pj,   &chip->costs.neuron_idle_ns,
                             &chip->costs.syn_op_pj,        &chip->costs.syn_op_ns,

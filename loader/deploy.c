@@ -616,6 +616,10 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
                          chip->max_neurons);
     if ((rc = sm_mesh_init(&d->mesh, chip->width, chip->height, chip->cores_per_tile, chip->table_entries)) != 0)
         return sm_errorf(eb, rc, "cannot build a %ux%u mesh: %s", chip->width, chip->height, sm_strerror(rc));
+    if (chip->chips_x * chip->chips_y > 1) { /* a board: which links join chips */
+        d->mesh.chip_w = chip->width / chip->chips_x;
+        d->mesh.chip_h = chip->height / chip->chips_y;
+    }
 
     /* Destination cores of each piece; fan-out of each core. */
     uint32_t *mark = malloc((size_t)d->ncores * sizeof *mark), *dst = malloc((size_t)d->ncores * sizeof *dst);

@@ -56,7 +56,8 @@ typedef struct {
 } sm__nir_t;
 
 #define SM__NIR_DEPTH_MAX 32
-#define SM__NIR_ELEMS_MAX (1u << 28) /* per dataset, and per dense weight matrix built */
+#define SM__NIR_ELEMS_MAX (1u << 26) /* per dataset, and per dense weight matrix built */
+#define SM__NIR_WORK_MAX 1e10        /* multiply-adds to compose chains of weight matrices */
 
 static int sm__is_transform(sm__kind_t k)
 {
@@ -178,9 +179,12 @@ static int sm__read_str(sm__nir_t *x, hid_t loc, const char *lpath, const char *
         size_t sz = H5Tget_size(t);
         char *buf = sz < 65536 ? calloc(sz + 1, 1) : NULL;
         mt = H5Tcopy(H5T_C_S1);
-        if (!buf || mt < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
-            H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
-            H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        if (sz >= 65536)
+            rc = sm_errorf(x->eb, SM_EPARSE, "%s: %s/%s: a string of %zu bytes; at most 65535 are supported", x->file,
+                           lpath, name, sz);
+        else if (!buf || mt < 0 || H5Tset_size(mt, sz + 1) < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
+                 H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
+                 H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
             rc = sm_errorf(x->eb, SM_EPARSE, "%s: %s/%s: cannot read the string: %s", x->file, lpath, name,
                            sm__h5why(&why));
         else
@@ -913,8 +917,9 @@ static int sm__term_copy(const sm__term_t *t, sm__term_t *c)
     return 0;
 }
 
-/* The signal after transform node nd: out gets nd applied to every term of in. */
-static int sm__apply(const sm__node_t *nd, const sm__terms_t *in, sm__terms_t *out)
+/* The signal after transform node nd: out gets nd applied to every term of in. *work counts the multiply-adds of
+ * matrix products. Returns 0, SM_ENOMEM, SM_ERANGE (a matrix too large) or SM_EINVAL (too much work). */
+static int sm__apply(const sm__node_t *nd, const sm__terms_t *in, sm__terms_t *out, double *work)
 {
     for (uint32_t k = 0; k < in->n; k++) {
         const sm__term_t *t = &in->t[k];
@@ -924,6 +929,8 @@ static int sm__apply(const sm__node_t *nd, const sm__terms_t *in, sm__terms_t *o
         case SM__N_LINEAR: {
             if ((uint64_t)nd->nout * t->cols > SM__NIR_ELEMS_MAX)
                 return SM_ERANGE;
+            if (!t->diag && (*work += (double)nd->nout * nd->nin * t->cols) > SM__NIR_WORK_MAX)
+                return SM_EINVAL;
             r = (sm__term_t){.delay = t->delay, .rows = nd->nout, .cols = t->cols, .diag = 0};
             r.m = calloc((size_t)r.rows * r.cols, sizeof *r.m);
             if (!r.m)
@@ -1363,6 +1370,7 @@ static int sm__build(sm__nir_t *x, sm_net_t *net)
     }
 
     /* Synapses: for each source population, its signal through the transform nodes in topological order. */
+    double work = 0;
     for (uint32_t s = 0; s < nn && rc == 0; s++) {
         const sm__node_t *src = &x->nodes[s];
         if (!sm__is_population(src->kind))
@@ -1392,7 +1400,7 @@ static int sm__build(sm__nir_t *x, sm_net_t *net)
             if (sig[u].n == 0)
                 continue;
             sm__terms_t o = {0};
-            rc = sm__apply(&x->nodes[u], &sig[u], &o);
+            rc = sm__apply(&x->nodes[u], &sig[u], &o, &work);
             for (uint32_t e = eoff[u]; e < eoff[u + 1] && rc == 0; e++) {
                 uint32_t v = eout[e];
                 if (x->nodes[v].kind == SM__N_OUTPUT)
@@ -1410,6 +1418,9 @@ static int sm__build(sm__nir_t *x, sm_net_t *net)
         if (rc == SM_ENOMEM || rc == SM_ERANGE)
             rc = sm_errorf(x->eb, rc, "%s: the synapses from \"%s\" take too much memory (dense weight matrices of at "
                            "most %u entries are supported)", x->file, src->name, SM__NIR_ELEMS_MAX);
+        else if (rc == SM_EINVAL)
+            rc = sm_errorf(x->eb, SM_ERANGE, "%s: the chains of weight matrices after \"%s\" take more than %.0e "
+                           "multiplications to compose", x->file, src->name, SM__NIR_WORK_MAX);
         for (uint32_t v = 0; v < nn && rc == 0; v++)
             for (uint32_t j = 0; j < tgt[v].n && rc == 0; j++)
                 rc = sm__add_proj(x, net, &pcap, src, &x->nodes[v], &tgt[v].t[j]);

@@ -47,22 +47,31 @@ static int sm__u32_cmp(const void *a, const void *b)
 
 static uint32_t sm__popcount(uint32_t x)
 {
+#if defined(__GNUC__)
+    return (uint32_t)__builtin_popcount(x);
+#else
     uint32_t c = 0;
     for (; x; x &= x - 1u)
         c++;
     return c;
+#endif
 }
 
+/* Index of the lowest set bit; 32 for 0. */
 static uint32_t sm__ctz(uint32_t x)
 {
-    uint32_t c = 0;
     if (x == 0)
         return 32;
+#if defined(__GNUC__)
+    return (uint32_t)__builtin_ctz(x);
+#else
+    uint32_t c = 0;
     while (!(x & 1u)) {
         x >>= 1;
         c++;
     }
     return c;
+#endif
 }
 
 /* Appends to out the indices in [lo, hi) of the sorted keys that match (key, mask), in increasing order. The keys
@@ -343,7 +352,7 @@ static int sm__apply(sm__cx_t *cx, uint32_t g)
     gr->nmem = w;
     for (uint32_t i = 0; i < ns; i++)
         cx->mark[gr->s[i]] = 0;
-    gr->ns = 0;
+    gr->ns = gr->nmem; /* its next merge, at most */
     gr->dirty = 1;
     /* A merge whose cover meets this one may have changed: search it again. */
     for (uint32_t h = 0; h < cx->ngroups; h++) {
@@ -507,36 +516,44 @@ static int sm__compress(sm_table_t *t, const uint32_t *keys, uint32_t nkeys, uin
     sm__drop_dead(&cx);
     if ((rc = sm__group(&cx)) != 0)
         goto out;
-    /* Ordered covering: apply the sound merge that takes the most entries, over all routes, until the table fits. */
+    /* Ordered covering: apply the sound merge that takes the most entries, over all routes, until the table fits.
+     * Lazily: a merge another one may have changed keeps its old size as an estimate and is searched again only
+     * when that estimate is the largest. */
+    for (uint32_t g = 0; g < cx.ngroups; g++)
+        cx.groups[g].ns = cx.groups[g].nmem;
     while (target == 0 || cx.n > target) {
         uint32_t best = UINT32_MAX, lo, hi;
-        for (uint32_t g = 0; g < cx.ngroups; g++) {
-            sm__group_t *gr = &cx.groups[g];
-            if (gr->dirty) {
-                memcpy(gr->s, gr->mem, (size_t)gr->nmem * sizeof *gr->s);
-                gr->ns = gr->nmem;
-                sm__eval(&cx, gr->route, gr->s, &gr->ns, 1, &gr->ckey, &gr->cmask, &lo, &hi);
-                gr->dirty = 0;
-            }
-            if (gr->ns >= 2 && (best == UINT32_MAX || gr->ns > cx.groups[best].ns))
+        for (uint32_t g = 0; g < cx.ngroups; g++)
+            if (cx.groups[g].ns >= 2 && (best == UINT32_MAX || cx.groups[g].ns > cx.groups[best].ns))
                 best = g;
-        }
         if (best == UINT32_MAX) {
             if (swept)
                 break;
             /* Merges were searched again only where a cover changed: search every group once more. */
             swept = 1;
-            for (uint32_t g = 0; g < cx.ngroups; g++)
+            for (uint32_t g = 0; g < cx.ngroups; g++) {
                 cx.groups[g].dirty = cx.groups[g].nmem >= 2;
+                cx.groups[g].ns = cx.groups[g].nmem;
+            }
+            continue;
+        }
+        sm__group_t *gr = &cx.groups[best];
+        if (gr->dirty) {
+            memcpy(gr->s, gr->mem, (size_t)gr->nmem * sizeof *gr->s);
+            gr->ns = gr->nmem;
+            sm__eval(&cx, gr->route, gr->s, &gr->ns, 1, &gr->ckey, &gr->cmask, &lo, &hi);
+            gr->dirty = 0;
             continue;
         }
         rc = sm__apply(&cx, best);
         if (rc < 0)
             goto out;
-        if (rc == 0)
-            cx.groups[best].dirty = 1;
-        else
+        if (rc == 0) {
+            gr->dirty = 1;
+        } else {
             swept = 0;
+            rc = 0;
+        }
     }
     for (uint32_t i = 0; i < cx.n; i++) {
         uint32_t id = cx.order[i];

@@ -331,9 +331,19 @@ void sm_noc_tree_children(const uint64_t *tree, uint32_t n, uint32_t *child0)
     }
 }
 
-static uint32_t sm__hop(const sm_noc_t *n, uint32_t d)
+static uint32_t sm__hop(const sm_noc_t *n, uint32_t t, uint32_t d)
 {
+    if (sm_mesh_link_is_inter(n->m, t, (int)d))
+        return n->p.chip_hop_cycles ? n->p.chip_hop_cycles : n->p.hop_cycles_ew;
     return d == SM_DIR_E || d == SM_DIR_W ? n->p.hop_cycles_ew : n->p.hop_cycles_ns;
+}
+
+/* Cycles a packet occupies output o of tile t. */
+static uint32_t sm__ser(const sm_noc_t *n, uint32_t t, uint32_t o)
+{
+    if (o < 4 && n->p.chip_link_flits && sm_mesh_link_is_inter(n->m, t, (int)o))
+        return (n->p.packet_flits + n->p.chip_link_flits - 1) / n->p.chip_link_flits;
+    return n->ser;
 }
 
 /* Sends packet i from its router through output o (grant at the current cycle). */
@@ -343,8 +353,9 @@ static void sm__send(sm_noc_t *n, uint32_t i, uint32_t o)
     size_t po = (size_t)p->tile * SM__PORTS + o;
     n->ports[po].packets++;
     n->ports[po].flits += n->p.packet_flits;
-    n->ports[po].busy_cycles += n->ser;
-    n->busy[po] = n->now + n->ser;
+    uint32_t ser = sm__ser(n, p->tile, o);
+    n->ports[po].busy_cycles += ser;
+    n->busy[po] = n->now + ser;
     p->outs &= ~(1u << o);
     if (o == SM__EJECT) {
         uint32_t nc = (uint32_t)__builtin_popcount(p->cores);
@@ -369,7 +380,7 @@ static void sm__send(sm_noc_t *n, uint32_t i, uint32_t o)
     q->indir = o + 1;
     if (q->tree)
         q->node = p->child0[p->node] + (uint32_t)__builtin_popcount((uint32_t)p->tree[p->node] & ((1u << o) - 1u));
-    q->ready = n->now + sm__hop(n, o);
+    q->ready = n->now + sm__hop(n, p->tile, o);
     n->live++;
     n->tot.link_traversals++;
     sm__route_here(n, q);

@@ -212,7 +212,7 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
     if (sm_sim_timing(s, &tm) == 0) {
         static const char *const kinds[SM_ENERGY_KINDS] = {"neuron_active", "neuron_idle", "synaptic_op",
                                                            "spike_in_tile", "hop_east_west", "hop_north_south",
-                                                           "static"};
+                                                           "hop_between_chips", "static"};
         json_t *slow = json_array(), *by = json_object();
         for (uint32_t k = 0; k < tm.nslowest; k++)
             json_array_append_new(slow, json_pack("{s:I,s:f,s:I,s:f,s:f,s:f}", "step", (json_int_t)tm.slowest[k].step,

@@ -14,11 +14,11 @@ struct sm__timing {
     sm_noc_t *noc;
     double barrier_ns;
     double *piece_lat_ns;    /* zero-load time of one packet of the piece to its last core */
-    uint32_t *piece_ew, *piece_ns;
+    uint32_t *piece_ew, *piece_ns, *piece_chip;
     uint32_t *child0;        /* cycle model: first child of every node of every recorded tree */
     uint64_t pending;        /* step whose mesh part is done and core part is not (UINT64_MAX: none) */
     double pending_drain_ns;
-    uint64_t pending_ew, pending_ns, pending_deliv, pending_packets;
+    uint64_t pending_ew, pending_ns, pending_chip, pending_deliv, pending_packets;
     /* results */
     double *step_ns;         /* modelled time of every step (up to cap) */
     uint64_t nsteps, cap;
@@ -46,11 +46,12 @@ int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb)
     t->piece_lat_ns = calloc(d->npieces + 1, sizeof *t->piece_lat_ns);
     t->piece_ew = calloc(d->npieces + 1, sizeof *t->piece_ew);
     t->piece_ns = calloc(d->npieces + 1, sizeof *t->piece_ns);
+    t->piece_chip = calloc(d->npieces + 1, sizeof *t->piece_chip);
     t->core_busy_ns = calloc(d->ncores + 1, sizeof *t->core_busy_ns);
     t->core_energy_pj = calloc(d->ncores + 1, sizeof *t->core_energy_pj);
     uint32_t tiles = sm_mesh_tiles(&d->mesh);
     double *arrive = calloc(tiles, sizeof *arrive);
-    if (!t->piece_lat_ns || !t->piece_ew || !t->piece_ns || !t->core_busy_ns || !t->core_energy_pj || !arrive) {
+    if (!t->piece_lat_ns || !t->piece_ew || !t->piece_ns || !t->piece_chip || !t->core_busy_ns || !t->core_energy_pj || !arrive) {
         free(arrive);
         return sm_errorf(eb, SM_ENOMEM, "out of memory for the timing model");
     }
@@ -66,9 +67,12 @@ int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb)
             for (int dd = 0; dd < SM_NDIRS; dd++) {
                 if (!(r & SM_ROUTE_LINK((uint32_t)dd)))
                     continue;
-                int ew = dd == SM_DIR_E || dd == SM_DIR_W;
-                arrive[sm_mesh_neighbor(&d->mesh, tile, dd)] = arrive[tile] + (ew ? t->c->hop_ew_ns : t->c->hop_ns_ns);
-                if (ew)
+                int ew = dd == SM_DIR_E || dd == SM_DIR_W, inter = sm_mesh_link_is_inter(&d->mesh, tile, dd);
+                arrive[sm_mesh_neighbor(&d->mesh, tile, dd)] =
+                    arrive[tile] + (inter ? t->c->hop_chip_ns : ew ? t->c->hop_ew_ns : t->c->hop_ns_ns);
+                if (inter)
+                    t->piece_chip[q]++;
+                else if (ew)
                     t->piece_ew[q]++;
                 else
                     t->piece_ns[q]++;
@@ -133,6 +137,7 @@ void sm__timing_destroy(sm__timing_t *t)
     free(t->piece_lat_ns);
     free(t->piece_ew);
     free(t->piece_ns);
+    free(t->piece_chip);
     free(t->child0);
     free(t->core_busy_ns);
     free(t->core_energy_pj);
@@ -146,7 +151,7 @@ void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity)
     sm__timing_t *t = s->tm;
     const sm_deploy_t *d = s->d;
     double drain = 0;
-    uint64_t ew = 0, ns = 0, deliv = 0, packets = 0;
+    uint64_t ew = 0, ns = 0, chip = 0, deliv = 0, packets = 0;
     uint64_t start = t->noc ? sm_noc_now(t->noc) : 0;
     for (uint32_t u = 0; u < s->nworkers; u++) {
         const sm__worker_t *w = &s->workers[u];
@@ -157,6 +162,7 @@ void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity)
             packets++;
             ew += t->piece_ew[q];
             ns += t->piece_ns[q];
+            chip += t->piece_chip[q];
             deliv += d->pieces[q].ndest;
             if (t->cycle)
                 sm_noc_inject_tree(t->noc, d->trees + d->tree_off[q], t->child0 + d->tree_off[q], step,
@@ -174,6 +180,7 @@ void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity)
     t->pending_drain_ns = drain;
     t->pending_ew = ew;
     t->pending_ns = ns;
+    t->pending_chip = chip;
     t->pending_deliv = deliv;
     t->pending_packets = packets;
 }
@@ -207,6 +214,7 @@ void sm__timing_cores(sm_sim_t *s, uint32_t parity)
     e[SM_ENERGY_SPIKE_TILE] = (double)t->pending_deliv * c->spike_tile_pj;
     e[SM_ENERGY_HOP_EW] = (double)t->pending_ew * c->hop_ew_pj;
     e[SM_ENERGY_HOP_NS] = (double)t->pending_ns * c->hop_ns_pj;
+    e[SM_ENERGY_HOP_CHIP] = (double)t->pending_chip * c->hop_chip_pj;
     e[SM_ENERGY_STATIC] = c->static_w * total * 1e3; /* W x ns = 1e-9 J = 1e3 pJ */
     for (int k = 0; k < SM__ENERGY_KINDS; k++)
         t->energy_pj[k] += e[k];
@@ -254,7 +262,7 @@ void sm__timing_cores(sm_sim_t *s, uint32_t parity)
         tr->steps[tr->nsteps++] = (sm__trace_step_t){.step = t->pending, .core_ns = slowest,
                                                      .drain_ns = t->pending_drain_ns, .barrier_ns = t->barrier_ns,
                                                      .packets = t->pending_packets,
-                                                     .hops = t->pending_ew + t->pending_ns};
+                                                     .hops = t->pending_ew + t->pending_ns + t->pending_chip};
     }
     t->pending = UINT64_MAX;
 }

@@ -56,6 +56,42 @@ static void check_zero_load(sm_noc_kind_t kind)
     sm_mesh_free(&m);
 }
 
+/* On a board (2 x 2 chips of 3 x 2 tiles), links between chips take chip_hop_cycles: zero-load latency is
+ * on-chip hops x their cycles + chip crossings x chip_hop_cycles + serialization. */
+static void test_board_latency(void)
+{
+    sm_mesh_t m;
+    sm_noc_t *noc;
+    sm_noc_params_t p = iq_params;
+    p.hop_cycles_ew = 2;
+    p.hop_cycles_ns = 3;
+    p.chip_hop_cycles = 11;
+    p.chip_link_flits = 1;
+    CU_ASSERT_EQUAL_FATAL(sm_mesh_init(&m, 6, 4, 1, 1), 0);
+    m.chip_w = 3;
+    m.chip_h = 2;
+    CU_ASSERT_EQUAL_FATAL(sm_noc_create(&noc, &m, &p, NULL), 0);
+    got_t g = {0};
+    sm_noc_on_deliver(noc, on_deliver, &g);
+    uint32_t bad = 0;
+    for (uint32_t s = 0; s < 24; s++)
+        for (uint32_t dd = 0; dd < 24; dd++) {
+            if (s == dd)
+                continue;
+            memset(&g, 0, sizeof g);
+            sm_noc_inject(noc, s, dd, 0, 0);
+            sm_noc_drain(noc, 1000);
+            uint32_t sx = s % 6, sy = s / 6, dx = dd % 6, dy = dd / 6;
+            uint32_t cx = sx / 3 != dx / 3, cy = sy / 2 != dy / 2; /* chip boundaries crossed (at most one each) */
+            uint32_t hx = (uint32_t)abs((int)sx - (int)dx), hy = (uint32_t)abs((int)sy - (int)dy);
+            uint64_t want = (hx - cx) * 2 + (hy - cy) * 3 + (cx + cy) * 11 + 1;
+            bad += g.latency != want;
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+    sm_noc_destroy(noc);
+    sm_mesh_free(&m);
+}
+
 static void test_zero_load(void)
 {
     check_zero_load(SM_NOC_IQ);
@@ -234,6 +270,7 @@ int sm_test_noc_register(void)
 {
     CU_pSuite s = CU_add_suite("noc", NULL, NULL);
     if (!s || !CU_add_test(s, "zero-load latency", test_zero_load) ||
+        !CU_add_test(s, "zero-load latency across chips of a board", test_board_latency) ||
         !CU_add_test(s, "uniform traffic: mean hops 2K/3", test_uniform_hops) ||
         !CU_add_test(s, "saturation against the channel-load bound", test_saturation) ||
         !CU_add_test(s, "multicast to every core: one traversal per tree link", test_multicast_links) ||

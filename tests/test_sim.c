@@ -289,6 +289,50 @@ static void test_same_spikes_any_placer(void)
     sm_net_free(&net);
 }
 
+/* A board of four small chips: the energy of chip-to-chip hops is the packets on links between chips (found
+ * here from the coordinates) times the link's energy, and the other hops are charged as on-chip hops. */
+static void test_board(void)
+{
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_deploy_t d;
+    sm_sim_t *sim;
+    sm_errbuf_t eb;
+    CU_ASSERT_EQUAL_FATAL(sm_net_builtin("cuba:1000", &net, &eb), 0); /* 5 cores on tiles (0,0) to (2,0) */
+    CU_ASSERT_EQUAL_FATAL(sm_chip_resolve("small*3x3", &chip, &eb), 0);
+    CU_ASSERT_EQUAL(chip.width, 6);
+    CU_ASSERT_EQUAL(chip.height, 6);
+    CU_ASSERT_EQUAL_FATAL(sm_deploy_build(&net, &chip, 1, &d, &eb), 0);
+    sm_run_opts_t ro = {.duration = 1e9, .timing = 1};
+    CU_ASSERT_EQUAL_FATAL(sm_sim_create(&sim, &d, &ro, &eb), 0);
+    for (int k = 0; k < 300; k++)
+        sm_sim_step(sim);
+    sm_sim_stats(sim); /* folds the link counters */
+    sm_timing_t tm;
+    CU_ASSERT_EQUAL_FATAL(sm_sim_timing(sim, &tm), 0);
+    uint64_t inter = 0, ew = 0, ns = 0;
+    for (uint32_t t = 0; t < 36; t++)
+        for (int dd = 0; dd < SM_NDIRS; dd++) {
+            uint64_t v = d.mesh.link_packets[t * SM_NDIRS + (uint32_t)dd];
+            uint32_t x = t % 6, y = t / 6;
+            int crosses = (dd == SM_DIR_E && x % 2 == 1) || (dd == SM_DIR_W && x % 2 == 0) ||
+                          (dd == SM_DIR_N && y % 2 == 1) || (dd == SM_DIR_S && y % 2 == 0);
+            if (crosses)
+                inter += v;
+            else if (dd == SM_DIR_E || dd == SM_DIR_W)
+                ew += v;
+            else
+                ns += v;
+        }
+    CU_ASSERT(inter > 0);
+    CU_ASSERT(sm_test_relerr(tm.energy_pj[SM_ENERGY_HOP_CHIP], (double)inter * chip.costs.hop_chip_pj) < 1e-9);
+    CU_ASSERT(sm_test_relerr(tm.energy_pj[SM_ENERGY_HOP_EW], (double)ew * chip.costs.hop_ew_pj) < 1e-9);
+    CU_ASSERT(sm_test_relerr(tm.energy_pj[SM_ENERGY_HOP_NS] + 1.0, (double)ns * chip.costs.hop_ns_pj + 1.0) < 1e-9);
+    sm_sim_destroy(sim);
+    sm_deploy_free(&d);
+    sm_net_free(&net);
+}
+
 int sm_test_sim_register(void)
 {
     CU_pSuite s = CU_add_suite("sim", NULL, NULL);
@@ -296,7 +340,8 @@ int sm_test_sim_register(void)
         !CU_add_test(s, "identical spikes with any placer", test_same_spikes_any_placer) ||
         !CU_add_test(s, "counters add up", test_counters) ||
         !CU_add_test(s, "abandoned outputs are removed", test_abort_cleans) ||
-        !CU_add_test(s, "time and energy model against a hand count", test_timing))
+        !CU_add_test(s, "time and energy model against a hand count", test_timing) ||
+        !CU_add_test(s, "a board of chips: chip-to-chip hops", test_board))
         return -1;
     return 0;
 }

@@ -392,7 +392,8 @@ static int sm_cmd_run(int argc, char **argv)
         if (sm_sim_timing(sim, &tm) == 0) {
             static const char *const kinds[SM_ENERGY_KINDS] = {"active neurons", "idle neurons", "synaptic ops",
                                                                "in-tile spikes", "east-west hops",
-                                                               "north-south hops", "static"};
+                                                               "north-south hops", "chip-to-chip hops",
+                                                               "static"};
             printf("  %-15s %.3f ms on the chip for %.3f ms of biology (%s mesh); per step mean %.0f ns, p50 %.0f, "
                    "p99 %.0f, max %.0f\n",
                    "modelled time", tm.total_ns * 1e-6, secs * 1e3, tm.cycle_model ? "cycle-level" : "zero-load",

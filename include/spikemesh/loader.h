@@ -90,6 +90,7 @@ typedef struct {
     double spike_tile_pj, spike_tile_ns;       /* a packet delivered to a core within its tile */
     double hop_ew_pj, hop_ew_ns;               /* a packet crossing an east-west link */
     double hop_ns_pj, hop_ns_ns;               /* a packet crossing a north-south link */
+    double hop_chip_pj, hop_chip_ns;           /* a packet crossing a link between two chips of a board */
     double barrier_ns, barrier_hop_ns;         /* end-of-step barrier: barrier_ns + barrier_hop_ns x mesh diameter */
     double static_w;                           /* static power of the chip, W (0: not modelled) */
     double cycle_ns;                           /* router clock period of the cycle-level model */
@@ -109,6 +110,8 @@ typedef struct {
     uint32_t max_delay_steps;     /* longest synaptic delay a core's ring buffer holds */
     sm_noc_params_t noc;          /* the routers and links of the cycle-level mesh model */
     sm_costs_t costs;             /* per-operation time and energy */
+    uint32_t chips_x, chips_y;    /* a board of chips_x x chips_y chips (1 x 1: one chip); width and height above
+                                   * are the whole board's tiles */
 } sm_chip_t;
 
 /* "loihi", "small", either with ":WxH" to resize the mesh, or a chip JSON file. */

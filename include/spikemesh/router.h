@@ -56,6 +56,8 @@ typedef struct {
     uint64_t *router_packets; /* packets handled by each router (injected or arriving on a link) */
     uint64_t *core_packets;   /* packets delivered to each core (tile * cores_per_tile + slot) */
     uint32_t *scratch;        /* per-tile working space for tree building */
+    uint32_t chip_w, chip_h;  /* a board: tiles of one chip (0: the mesh is one chip); links between chips are
+                               * inter-chip links */
 } sm_mesh_t;
 
 /* Allocates a mesh with empty tables of capacity table_cap. Returns 0 or SM_ENOMEM / SM_EINVAL. */
@@ -68,6 +70,20 @@ static inline uint32_t sm_mesh_tiles(const sm_mesh_t *m) { return m->width * m->
 /* The link with the most packets (the first in tile, direction order on ties); *dir = -1 when no packet
  * crossed any link. */
 void sm_mesh_busiest_link(const sm_mesh_t *m, uint32_t *tile, int *dir, uint64_t *packets);
+
+/* 1 when the link from tile t towards d joins two chips of a board. */
+static inline int sm_mesh_link_is_inter(const sm_mesh_t *m, uint32_t t, int d)
+{
+    if (!m->chip_w)
+        return 0;
+    uint32_t x = t % m->width, y = t / m->width;
+    switch (d) {
+    case SM_DIR_E: return (x + 1) % m->chip_w == 0;
+    case SM_DIR_W: return x % m->chip_w == 0;
+    case SM_DIR_N: return (y + 1) % m->chip_h == 0;
+    default: return y % m->chip_h == 0;
+    }
+}
 
 /* Neighbour of tile t in direction d, or UINT32_MAX at the mesh edge. */
 uint32_t sm_mesh_neighbor(const sm_mesh_t *m, uint32_t t, int d);
@@ -144,6 +160,8 @@ typedef struct {
     uint32_t hop_cycles_ns;  /* the same, north-south */
     uint64_t drop_after;     /* a packet blocked this many cycles is dropped (0: never) */
     int reinject;            /* 1: a dropped packet goes back into its router's injection queue */
+    uint32_t chip_hop_cycles; /* boards: the same for a link between chips */
+    uint32_t chip_link_flits; /* boards: flits an inter-chip link carries per cycle */
 } sm_noc_params_t;
 
 /* Counters of one output port (links 0..3, ejection 4) of one router. */

@@ -29,7 +29,7 @@ typedef struct {
 /* Energy by kind of operation. */
 enum {
     SM_ENERGY_NEURON_ACTIVE, SM_ENERGY_NEURON_IDLE, SM_ENERGY_SYN_OP, SM_ENERGY_SPIKE_TILE, SM_ENERGY_HOP_EW,
-    SM_ENERGY_HOP_NS, SM_ENERGY_STATIC, SM_ENERGY_KINDS
+    SM_ENERGY_HOP_NS, SM_ENERGY_HOP_CHIP, SM_ENERGY_STATIC, SM_ENERGY_KINDS
 };
 
 /* One modelled step: total = slowest core + mesh drain + barrier. */

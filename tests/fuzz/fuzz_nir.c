@@ -12,16 +12,38 @@
  *   i NAME V...          int64 dataset of rank 1
  *   s|t NAME TEXT        variable-length | fixed-length string
  *   e SRC DST            an edge of the current graph
+ *   l|L NAME TARGET      a hard | soft link NAME in the current graph's nodes/ to the absolute path TARGET
  *   fixed | noedges      the current graph's edges as fixed-length strings | no edges dataset at all
  *
- * The file is imported with a step chosen by the input's length. A refusal must carry a message, a network that
+ * The file is imported with a step chosen by the input's length (FUZZ_SAVE_NIR=PATH in the environment keeps the
+ * HDF5 file written from a description there). A refusal must carry a message, a network that
  * imports must keep the format's invariants and is deployed when small, and no HDF5 object may stay open after the
  * import returns. Run by `make fuzz`. */
 #include <hdf5.h>
 
 #include "tests/fuzz/fuzz.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char *__asan_default_options(void);
+
+/* A damaged file can claim a string of up to 4 GiB, and HDF5 allocates and zeroes a buffer of that size before it
+ * reads the string: allocations above 512 MiB fail here (as on a machine with little memory), so that such a file is
+ * refused instead of taking the harness past its memory limit. */
+const char *__asan_default_options(void)
+{
+    return "max_allocation_size_mb=512:allocator_may_return_null=1";
+}
+
+/* HDF5 keeps the blocks it frees (up to 16 MiB) for reuse, instead of allocating and zeroing its 1 MiB
+ * type-conversion buffer again for every read: five times as many inputs a second. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    H5set_free_list_limits(-1, -1, -1, -1, 1 << 24, 1 << 23);
+    return 0;
+}
 
 #define FZ_MAX_GRAPHS 40
 #define FZ_MAX_VALUES 4096
@@ -223,6 +245,11 @@ static int fz_build(char *text, void **image, size_t *len)
             gr->edges[2 * gr->ne] = tok[1];
             gr->edges[2 * gr->ne + 1] = tok[2];
             gr->ne++;
+        } else if ((strcmp(op, "l") == 0 || strcmp(op, "L") == 0) && nt >= 3) {
+            if (op[0] == 'l')
+                H5Lcreate_hard(f, tok[2], gr->nodes, tok[1], H5P_DEFAULT, H5P_DEFAULT);
+            else
+                H5Lcreate_soft(tok[2], gr->nodes, tok[1], H5P_DEFAULT, H5P_DEFAULT);
         } else if (strcmp(op, "fixed") == 0) {
             gr->fixed = 1;
         } else if (strcmp(op, "noedges") == 0) {
@@ -280,6 +307,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         }
         bytes = image;
+        const char *save = getenv("FUZZ_SAVE_NIR"); /* keeps the HDF5 file written, for a regression test */
+        FILE *sf = save ? fopen(save, "wb") : NULL;
+        if (sf) {
+            fwrite(image, 1, len, sf);
+            fclose(sf);
+        }
     }
     if (fz_write_temp(bytes, len, path, "nir") != 0) {
         perror("fuzz_nir: temporary file");
