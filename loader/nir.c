@@ -44,6 +44,12 @@ typedef struct {
     int pop;         /* population index, or -1 */
 } sm__node_t;
 
+/* An HDF5 group read as a node or a graph: its object's identity in the file, and its path. */
+typedef struct {
+    unsigned char id[16];
+    char *path;
+} sm__seen_t;
+
 typedef struct {
     const char *file; /* as given, for messages */
     double dt;        /* ms */
@@ -53,6 +59,8 @@ typedef struct {
     uint32_t nn, ncap;
     uint32_t *edges;  /* (source, target) node indices */
     uint64_t ne, ecap;
+    sm__seen_t *seen; /* every group read so far */
+    uint32_t nseen, seencap;
 } sm__nir_t;
 
 #define SM__NIR_DEPTH_MAX 32
@@ -82,10 +90,15 @@ static void sm__nodes_free(sm__nir_t *x)
     }
     free(x->nodes);
     free(x->edges);
+    for (uint32_t i = 0; i < x->nseen; i++)
+        free(x->seen[i].path);
+    free(x->seen);
     x->nodes = NULL;
     x->edges = NULL;
+    x->seen = NULL;
     x->nn = x->ncap = 0;
     x->ne = x->ecap = 0;
+    x->nseen = x->seencap = 0;
 }
 
 static char *sm__strdup2(const char *a, const char *b)
@@ -145,6 +158,48 @@ static int sm__h5has(hid_t loc, const char *name, H5I_type_t want)
     H5I_type_t t = H5Iget_type(o);
     H5Oclose(o);
     return t == want ? 1 : -1;
+}
+
+/* Records group g (at path) as read. A group reached a second time, through a second hard or soft link, is refused:
+ * nir.write gives every node a group of its own, and shared groups would repeat their nodes, exponentially when
+ * graphs share nested graphs (a file of a few kilobytes could flatten to billions of nodes), or nest a graph in
+ * itself. */
+static int sm__visit(sm__nir_t *x, hid_t g, const char *path)
+{
+    unsigned char id[16] = {0};
+    sm__h5why_t why;
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t oi;
+    if (H5Oget_info3(g, &oi, H5O_INFO_BASIC) < 0)
+        return sm_errorf(x->eb, SM_EPARSE, "%s: %s: cannot read: %s", x->file, path, sm__h5why(&why));
+    memcpy(id, &oi.token, sizeof oi.token < sizeof id ? sizeof oi.token : sizeof id);
+#else
+    H5O_info_t oi;
+#if H5_VERSION_GE(1, 10, 3)
+    if (H5Oget_info2(g, &oi, H5O_INFO_BASIC) < 0)
+#else
+    if (H5Oget_info(g, &oi) < 0)
+#endif
+        return sm_errorf(x->eb, SM_EPARSE, "%s: %s: cannot read: %s", x->file, path, sm__h5why(&why));
+    memcpy(id, &oi.addr, sizeof oi.addr < sizeof id ? sizeof oi.addr : sizeof id);
+#endif
+    for (uint32_t i = 0; i < x->nseen; i++)
+        if (memcmp(x->seen[i].id, id, sizeof id) == 0)
+            return sm_errorf(x->eb, SM_EPARSE, "%s: %s: is the same HDF5 group as %s (linked twice); every node and "
+                             "graph must be a group of its own", x->file, path, x->seen[i].path);
+    if (x->nseen == x->seencap) {
+        uint32_t nc = x->seencap ? 2 * x->seencap : 32;
+        sm__seen_t *ns = realloc(x->seen, nc * sizeof *ns);
+        if (!ns)
+            return sm_errorf(x->eb, SM_ENOMEM, "%s: out of memory", x->file);
+        x->seen = ns;
+        x->seencap = nc;
+    }
+    memcpy(x->seen[x->nseen].id, id, sizeof id);
+    if (!(x->seen[x->nseen].path = sm__strdup2(path, "")))
+        return sm_errorf(x->eb, SM_ENOMEM, "%s: out of memory", x->file);
+    x->nseen++;
+    return 0;
 }
 
 /* Reads the string dataset loc/name (a scalar, or one element) into out. Returns 0, SM_ENOENT when there is no
@@ -748,6 +803,10 @@ static int sm__read_graph(sm__nir_t *x, hid_t g, const char *path, const char *p
         hid_t cg = H5Gopen2(ng, name, H5P_DEFAULT);
         if (cg < 0) {
             rc = sm_errorf(x->eb, SM_EPARSE, "%s: %s: cannot open: %s", x->file, npath, sm__h5why(&why));
+            break;
+        }
+        if ((rc = sm__visit(x, cg, npath)) != 0) {
+            H5Gclose(cg);
             break;
         }
         loc[nloc].name = sm__strdup2(name, "");
@@ -1560,7 +1619,9 @@ int sm_net_load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *
         goto out;
     }
     uint32_t gin, gout;
-    rc = sm__read_graph(&x, g, "/node", "", 0, &gin, &gout);
+    rc = sm__visit(&x, g, "/node");
+    if (rc == 0)
+        rc = sm__read_graph(&x, g, "/node", "", 0, &gin, &gout);
     H5Gclose(g);
     if (rc == 0) {
         snprintf(net->name, sizeof net->name, "%s", sm__base(path));

@@ -686,8 +686,8 @@ expect_fail "help on an unknown subcommand" "unknown command 'simulate'" -- help
 expect_fail "--chip nosuchpreset" "--chip 'nosuchpreset': no such file or preset \(presets: loihi, small\)" \
     -- run good.json --chip nosuchpreset
 expect_fail "--chip loihi:0x4" "--chip 'loihi:0x4': mesh sides must be 1 to [0-9]+ tiles" -- run good.json --chip loihi:0x4
-expect_fail "--chip loihi:axb" "--chip 'loihi:axb': the mesh size must be written WxH" -- run good.json --chip loihi:axb
-expect_fail "--chip loihi:4x" "--chip 'loihi:4x': the mesh size must be written WxH" -- run good.json --chip loihi:4x
+expect_fail "--chip loihi:axb" "--chip 'loihi:axb': write the mesh size as WxH" -- run good.json --chip loihi:axb
+expect_fail "--chip loihi:4x" "--chip 'loihi:4x': write the mesh size as WxH" -- run good.json --chip loihi:4x
 expect_fail "--chip loihi:5000x1" "--chip 'loihi:5000x1': mesh sides must be 1 to 4096 tiles" \
     -- run good.json --chip loihi:5000x1
 expect_fail "--chip file that does not exist" "--chip '.*nochip\.json': cannot read the file: No such file or directory" \
@@ -719,6 +719,8 @@ expect_fail "placement: neurons not covered in order" "the next core must start 
 expect_fail "placement: two cores on one slot" "shares tile \\(0,0\\) slot 0" -- run cuba:600 --chip small:4x4 --placement "$T/pl_clash.json"
 expect_fail "placement: a core over the chip's limits" "breaks the chip's neurons limit" -- run cuba:600 --chip small:4x4 --placement "$T/pl_limit.json"
 expect_fail "placement: for another mesh" "the placement is for a 4x4 mesh" -- run cuba:600 --chip small:5x5 --placement "$T/pl.json"
+expect_fail "board of too many chips" "a board of 1000x1000 chips of 8x4 tiles is larger" -- run cuba --chip 'loihi*1000x1000'
+expect_fail "board written badly" "or the board as XxY chips" -- run cuba --chip 'loihi*4'
 expect_fail "map: unknown placer" "--placer 'random': unknown" -- map cuba --placer random
 expect_fail "map: no network" "which network" -- map
 expect_fail "traffic: unknown pattern" "--pattern 'zigzag': unknown" -- traffic --pattern zigzag

@@ -79,6 +79,9 @@ typedef struct {
     const uint8_t *x;
     const double *target;
     const uint8_t *mask;
+    /* NULL, or [nsteps * n_rec]: a learning signal L_j,t given from outside that replaces sum_k B_jk err_k (the
+     * readout weights still learn from err). */
+    const double *learn;
 } sm_eprop_trial_t;
 
 /* Operation counters for the energy model. */

@@ -7,5 +7,6 @@
 #include "spikemesh/router.h"
 #include "spikemesh/loader.h"
 #include "spikemesh/runtime.h"
+#include "spikemesh/learn.h"
 
 #endif
