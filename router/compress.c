@@ -28,13 +28,13 @@ typedef struct {
 typedef struct {
     uint32_t n, nid, idcap;
     uint32_t *order, *tmp;                    /* [idcap]: ids in table order; scratch */
-    uint32_t *ekey, *emask, *eroute, *egroup; /* [idcap] */
+    uint32_t *ekey, *emask, *eroute;          /* [idcap] */
     uint32_t *pos;                            /* [idcap]: position in order, UINT32_MAX once removed */
     uint8_t *mark;                            /* [idcap]: ids of the set being merged */
     uint32_t *keys, nkeys;                    /* reduced keys in use: sorted, distinct */
     sm__mlist_t *ml;                          /* [nkeys] */
     uint32_t *capt, ncapt;                    /* [nkeys]: keys the cover under evaluation captures */
-    uint32_t *off;                            /* [nkeys]: offending keys */
+    uint32_t *off;                            /* [5 * nkeys]: offending keys (values), then sm__eval's lists */
     sm__group_t *groups;
     uint32_t ngroups;
 } sm__cx_t;
@@ -81,7 +81,7 @@ static void sm__match(const uint32_t *keys, uint32_t lo, uint32_t hi, int bit, u
                       uint32_t *out, uint32_t *nout)
 {
     while (lo < hi) {
-        if (bit < 0 || (mask & ((2u << bit) - 1u)) == 0) { /* no cared bit left: the whole range matches */
+        if (bit < 0 || (mask & (bit >= 31 ? ~0u : (2u << bit) - 1u)) == 0) { /* nothing left to check */
             for (uint32_t i = lo; i < hi; i++)
                 out[(*nout)++] = i;
             return;
@@ -132,7 +132,7 @@ static void sm__cx_free(sm__cx_t *cx)
     if (cx->ml)
         for (uint32_t j = 0; j < cx->nkeys; j++)
             if (cx->ml[j].v != cx->ml[j].in)
-                free(cx->ml[j].v);
+                free(cx->ml[j].v); /* NULL when never set up */
     if (cx->groups)
         for (uint32_t g = 0; g < cx->ngroups; g++) {
             free(cx->groups[g].mem);
@@ -148,7 +148,6 @@ static void sm__cx_free(sm__cx_t *cx)
     free(cx->ekey);
     free(cx->emask);
     free(cx->eroute);
-    free(cx->egroup);
     free(cx->pos);
     free(cx->mark);
 }
@@ -166,19 +165,22 @@ static void sm__cover(const sm__cx_t *cx, const uint32_t *s, uint32_t ns, uint32
 /* Checks merging the entries s[0..*ns) (all of one route) into their cover C, with the sound rule of this file:
  * for every key k in use that C captures, with r(k) its route now (the first entry it matches, or none),
  *   - r(k) is none: unsound (C would give it a route);
- *   - r(k) is another route: the entry that resolves k must stay before C, so C goes after it (bounds *lo);
+ *   - r(k) is another route: the entry that resolves k must stay before C, so C goes after it (bounds lo);
  *   - r(k) is the route: the first entry k matches outside the set, when its route differs, must stay after C
- *     (bounds *hi).
+ *     (bounds hi).
  * Keys outside C keep their first match (no entry of the set matches them). A merge is sound when no key of the
  * first kind is captured and the bounds leave room (lo <= hi): C then goes at any position in [lo, hi], counted in
  * the table before the merge. With refine, offending keys are shut out by fixing one don't-care bit of C at a
  * time, to the value that keeps the most entries of the set (the rest leave it), until the merge is sound or
- * fewer than two entries are left (*ns = 0). Returns 1 when the set (as refined) is sound, 0 when it is not (only
- * without refine); the captured keys are then in cx->capt. */
+ * fewer than two entries are left (*ns = 0). As the set shrinks, hi can only grow, so a key of another route
+ * that is not in the way stays so and each round looks only at the keys that still are. Returns 1 when the set
+ * (as refined) is sound, with its cover and bounds, 0 when it is not (only without refine); cx->capt then holds
+ * the keys the first cover captured. */
 static int sm__eval(sm__cx_t *cx, uint32_t route, uint32_t *s, uint32_t *ns, int refine, uint32_t *ckey,
                     uint32_t *cmask, uint32_t *plo, uint32_t *phi)
 {
-    uint32_t k, m;
+    uint32_t k, m, nnone = 0, nb = 0, na = 0, nbh = 0, first = 1, ok = 0;
+    uint32_t *none = cx->off + cx->nkeys, *bl = none + cx->nkeys, *bh = bl + cx->nkeys, *al = bh + cx->nkeys;
     if (*ns < 2) {
         *ns = 0;
         return 1;
@@ -186,20 +188,29 @@ static int sm__eval(sm__cx_t *cx, uint32_t route, uint32_t *s, uint32_t *ns, int
     sm__cover(cx, s, *ns, &k, &m);
     cx->ncapt = 0;
     sm__match(cx->keys, 0, cx->nkeys, 31, k, m, cx->capt, &cx->ncapt);
+    for (uint32_t i = 0; i < *ns; i++)
+        cx->mark[s[i]] = 1;
+    /* Keys without a route, keys of other routes, and keys of this route resolved by the set (a key of this route
+     * resolved outside it is never in the way). */
+    for (uint32_t i = 0; i < cx->ncapt; i++) {
+        uint32_t j = cx->capt[i];
+        const sm__mlist_t *l = &cx->ml[j];
+        if (l->n == 0)
+            none[nnone++] = j;
+        else if (cx->eroute[l->v[0]] != route)
+            bl[nb++] = j;
+        else if (cx->mark[l->v[0]])
+            al[na++] = j;
+    }
     for (;;) {
-        uint32_t lo = 0, hi = cx->n, noff = 0, w = 0;
-        for (uint32_t i = 0; i < *ns; i++)
-            cx->mark[s[i]] = 1;
-        /* keys of the route: the first match outside the set bounds hi; keys the cover lost are dropped */
-        for (uint32_t i = 0; i < cx->ncapt; i++) {
-            uint32_t j = cx->capt[i];
-            if ((cx->keys[j] & m) != k)
-                continue;
-            cx->capt[w++] = j;
+        uint32_t hi = cx->n, lo = 0, noff = 0, w = 0;
+        for (uint32_t i = 0; i < na; i++) {
+            uint32_t j = al[i];
             const sm__mlist_t *l = &cx->ml[j];
-            if (l->n == 0 || cx->eroute[l->v[0]] != route)
+            if ((cx->keys[j] & m) != k || !cx->mark[l->v[0]])
                 continue;
-            for (uint32_t e = 0; e < l->n; e++) {
+            al[w++] = j;
+            for (uint32_t e = 1; e < l->n; e++) {
                 uint32_t id = l->v[e];
                 if (cx->mark[id])
                     continue;
@@ -208,34 +219,38 @@ static int sm__eval(sm__cx_t *cx, uint32_t route, uint32_t *s, uint32_t *ns, int
                 break;
             }
         }
-        cx->ncapt = w;
-        /* keys without a route, and keys of other routes whose entry cannot stay before the cover */
-        for (uint32_t i = 0; i < cx->ncapt; i++) {
-            uint32_t j = cx->capt[i];
-            const sm__mlist_t *l = &cx->ml[j];
-            if (l->n == 0) {
-                cx->off[noff++] = j;
-                continue;
-            }
-            uint32_t id = l->v[0];
-            if (cx->eroute[id] == route)
-                continue;
-            if (cx->pos[id] + 1u > hi)
-                cx->off[noff++] = j;
-            else if (cx->pos[id] + 1u > lo)
-                lo = cx->pos[id] + 1u;
+        na = w;
+        w = 0;
+        for (uint32_t i = 0; i < nnone; i++)
+            if ((cx->keys[none[i]] & m) == k)
+                none[w++] = none[i], cx->off[noff++] = cx->keys[none[i]];
+        nnone = w;
+        /* keys of other routes resolved at or after hi: in the way */
+        w = 0;
+        const uint32_t *from = first ? bl : bh;
+        uint32_t nfrom = first ? nb : nbh;
+        for (uint32_t i = 0; i < nfrom; i++) {
+            uint32_t j = from[i];
+            if ((cx->keys[j] & m) == k && cx->pos[cx->ml[j].v[0]] >= hi)
+                bh[w++] = j, cx->off[noff++] = cx->keys[j];
         }
-        for (uint32_t i = 0; i < *ns; i++)
-            cx->mark[s[i]] = 0;
+        nbh = w;
+        first = 0;
         if (noff == 0) {
+            for (uint32_t i = 0; i < nb; i++) {
+                uint32_t j = bl[i], p = cx->pos[cx->ml[j].v[0]] + 1u;
+                if ((cx->keys[j] & m) == k && p > lo)
+                    lo = p;
+            }
             *ckey = k;
             *cmask = m;
             *plo = lo;
             *phi = hi;
-            return 1;
+            ok = 1;
+            break;
         }
         if (!refine)
-            return 0;
+            break;
         /* Fix one don't-care bit of the cover to a value an offending key lacks: the one that keeps the most
          * entries (they care about the bit and have that value), then the one that shuts out the most keys. */
         uint32_t keep[32][2], ones[32];
@@ -248,9 +263,12 @@ static int sm__eval(sm__cx_t *cx, uint32_t route, uint32_t *s, uint32_t *ns, int
                 keep[b][(cx->ekey[id] >> b) & 1u]++;
             }
         }
-        for (uint32_t o = 0; o < noff; o++)
-            for (uint32_t x = cx->keys[cx->off[o]] & ~m; x; x &= x - 1u)
-                ones[sm__ctz(x)]++;
+        for (uint32_t x = ~m; x; x &= x - 1u) {
+            uint32_t b = sm__ctz(x), c = 0;
+            for (uint32_t o = 0; o < noff; o++)
+                c += (cx->off[o] >> b) & 1u;
+            ones[b] = c;
+        }
         uint32_t bb = 32, bv = 0, bkeep = 0, bexcl = 0;
         for (uint32_t b = 0; b < 32; b++) {
             if (m & (1u << b))
@@ -268,6 +286,8 @@ static int sm__eval(sm__cx_t *cx, uint32_t route, uint32_t *s, uint32_t *ns, int
             }
         }
         if (bb == 32 || bkeep < 2) {
+            for (uint32_t i = 0; i < *ns; i++)
+                cx->mark[s[i]] = 0;
             *ns = 0;
             return 1;
         }
@@ -276,10 +296,15 @@ static int sm__eval(sm__cx_t *cx, uint32_t route, uint32_t *s, uint32_t *ns, int
             uint32_t id = s[i];
             if ((cx->emask[id] >> bb) & 1u && ((cx->ekey[id] >> bb) & 1u) == bv)
                 s[w++] = id;
+            else
+                cx->mark[id] = 0;
         }
         *ns = w;
-        sm__cover(cx, s, *ns, &k, &m); /* a subset: the cover only shrinks, so the captured keys filter down */
+        sm__cover(cx, s, *ns, &k, &m); /* a subset: the cover only shrinks */
     }
+    for (uint32_t i = 0; i < *ns; i++)
+        cx->mark[s[i]] = 0;
+    return (int)ok;
 }
 
 /* Rebuilds the order without the marked ids, inserting id c (when not UINT32_MAX) before position p, and updates
@@ -319,7 +344,6 @@ static int sm__apply(sm__cx_t *cx, uint32_t g)
     cx->ekey[c] = k;
     cx->emask[c] = m;
     cx->eroute[c] = gr->route;
-    cx->egroup[c] = g;
     cx->mark[c] = 0;
     for (uint32_t i = 0; i < ns; i++)
         cx->mark[gr->s[i]] = 1;
@@ -375,10 +399,9 @@ static int sm__cx_load(sm__cx_t *cx, const sm_table_t *t, const uint32_t *keys, 
     cx->ekey = malloc((size_t)cx->idcap * sizeof *cx->ekey);
     cx->emask = malloc((size_t)cx->idcap * sizeof *cx->emask);
     cx->eroute = malloc((size_t)cx->idcap * sizeof *cx->eroute);
-    cx->egroup = malloc((size_t)cx->idcap * sizeof *cx->egroup);
     cx->pos = malloc((size_t)cx->idcap * sizeof *cx->pos);
     cx->mark = calloc(cx->idcap, 1);
-    if (!cx->order || !cx->tmp || !cx->ekey || !cx->emask || !cx->eroute || !cx->egroup || !cx->pos || !cx->mark)
+    if (!cx->order || !cx->tmp || !cx->ekey || !cx->emask || !cx->eroute || !cx->pos || !cx->mark)
         return SM_ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         const sm_route_entry_t *e = &t->entries[i];
@@ -403,9 +426,9 @@ static int sm__cx_load(sm__cx_t *cx, const sm_table_t *t, const uint32_t *keys, 
         if (cx->nkeys == 0 || cx->keys[cx->nkeys - 1] != r)
             cx->keys[cx->nkeys++] = r;
     }
-    cx->ml = malloc(((size_t)cx->nkeys + 1) * sizeof *cx->ml);
+    cx->ml = calloc((size_t)cx->nkeys + 1, sizeof *cx->ml);
     cx->capt = malloc(((size_t)cx->nkeys + 1) * sizeof *cx->capt);
-    cx->off = malloc(((size_t)cx->nkeys + 1) * sizeof *cx->off);
+    cx->off = malloc((5 * (size_t)cx->nkeys + 1) * sizeof *cx->off);
     if (!cx->ml || !cx->capt || !cx->off)
         return SM_ENOMEM;
     for (uint32_t j = 0; j < cx->nkeys; j++) {
@@ -452,7 +475,6 @@ static void sm__drop_dead(sm__cx_t *cx)
         cx->mark[i] = 0;
 }
 
-
 static int sm__u64_cmp(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -493,7 +515,6 @@ static int sm__group(sm__cx_t *cx)
         for (; i < e; i++) {
             uint32_t id = cx->order[(uint32_t)rk[i]];
             gr->mem[gr->nmem++] = id;
-            cx->egroup[id] = g;
         }
         gr->dirty = gr->nmem >= 2;
     }
@@ -597,6 +618,118 @@ int sm_table_compress(sm_table_t *t, const uint32_t *keys_in_use, size_t nkeys, 
     return 0;
 }
 
+/* Walks the keys of one pass of sm__visits: each key from every router that has an entry for it, along the links of
+ * that entry and straight on through routers without one. Counts (fill = 0) or writes (fill = 1) each (tile, key)
+ * once into voff / vlist. */
+static void sm__walk(const sm_mesh_t *m, uint32_t nk, const uint64_t *koff, const uint32_t *ktile,
+                     const uint32_t *kroute, uint32_t *tstamp, uint32_t *tentry, uint64_t *voff, uint32_t *vlist, int fill)
+{
+    uint32_t tiles = sm_mesh_tiles(m);
+    memset(tstamp, 0, (size_t)tiles * sizeof *tstamp);
+    memset(tentry, 0, (size_t)tiles * sizeof *tentry);
+    for (uint32_t j = 0; j < nk; j++) {
+        for (uint64_t e = koff[j]; e < koff[j + 1]; e++)
+            tentry[ktile[e]] = j + 1u;
+        for (uint64_t e = koff[j]; e < koff[j + 1]; e++) {
+            uint32_t t = ktile[e];
+            for (int d = -1; d < SM_NDIRS; d++) {
+                if (d >= 0 && !(kroute[e] & SM_ROUTE_LINK(d)))
+                    continue;
+                uint32_t u = d < 0 ? t : sm_mesh_neighbor(m, t, d), steps = 0;
+                while (u != UINT32_MAX && steps++ <= m->width + m->height) {
+                    if (tstamp[u] != j + 1u) {
+                        tstamp[u] = j + 1u;
+                        if (fill)
+                            vlist[voff[u]++] = j;
+                        else
+                            voff[u + 1]++;
+                    }
+                    if (d < 0 || tentry[u] == j + 1u)
+                        break; /* the router's own entry takes it on */
+                    u = sm_mesh_neighbor(m, u, d);
+                }
+            }
+        }
+    }
+}
+
+/* For every tile, the keys (indices into the sorted keys) that can arrive there: a key is injected only where it
+ * has an entry, and moves on only along an entry's links or straight through routers without one, so walking from
+ * every router with an entry for it finds every router it reaches (and perhaps more). Tile t's keys, increasing,
+ * are (*vlist)[(*voff)[t] .. (*voff)[t + 1]). Returns 0 or SM_ENOMEM. */
+static int sm__visits(const sm_mesh_t *m, const uint32_t *keys, uint32_t nk, uint64_t **voff_out, uint32_t **vlist_out)
+{
+    uint32_t tiles = sm_mesh_tiles(m);
+    uint64_t *koff = calloc((size_t)nk + 2, sizeof *koff), *voff = calloc((size_t)tiles + 1, sizeof *voff);
+    uint32_t *stamp = calloc((size_t)nk + 1, sizeof *stamp), *buf = malloc(((size_t)nk + 1) * sizeof *buf);
+    uint32_t *tstamp = malloc((size_t)tiles * sizeof *tstamp), *tentry = malloc((size_t)tiles * sizeof *tentry);
+    uint32_t *ktile = NULL, *kroute = NULL, *vlist = NULL;
+    int rc = SM_ENOMEM;
+    *voff_out = NULL;
+    *vlist_out = NULL;
+    if (!koff || !voff || !stamp || !buf || !tstamp || !tentry)
+        goto out;
+    /* Each key's first match in every table: counted, then written, by key. */
+    for (int fill = 0; fill < 2; fill++) {
+        if (fill) {
+            for (uint32_t j = 0; j < nk; j++)
+                koff[j + 1] += koff[j];
+            ktile = malloc((koff[nk] + 1) * sizeof *ktile);
+            kroute = malloc((koff[nk] + 1) * sizeof *kroute);
+            if (!ktile || !kroute)
+                goto out;
+            memset(stamp, 0, (size_t)nk * sizeof *stamp);
+        }
+        for (uint32_t t = 0; t < tiles; t++) {
+            const sm_table_t *tb = &m->tables[t];
+            for (uint32_t i = 0; i < tb->n; i++) {
+                uint32_t nb = 0;
+                sm__match(keys, 0, nk, 31, tb->entries[i].key & tb->entries[i].mask, tb->entries[i].mask, buf, &nb);
+                for (uint32_t c = 0; c < nb; c++) {
+                    uint32_t j = buf[c];
+                    if (stamp[j] == t + 1u)
+                        continue;
+                    stamp[j] = t + 1u;
+                    if (fill) {
+                        ktile[koff[j]] = t;
+                        kroute[koff[j]++] = tb->entries[i].route;
+                    } else {
+                        koff[j + 1]++;
+                    }
+                }
+            }
+        }
+    }
+    for (uint32_t j = nk; j > 0; j--) /* the fill moved each start to the next key's */
+        koff[j] = koff[j - 1];
+    koff[0] = 0;
+    sm__walk(m, nk, koff, ktile, kroute, tstamp, tentry, voff, NULL, 0);
+    for (uint32_t t = 0; t < tiles; t++)
+        voff[t + 1] += voff[t];
+    if (!(vlist = malloc((voff[tiles] + 1) * sizeof *vlist)))
+        goto out;
+    sm__walk(m, nk, koff, ktile, kroute, tstamp, tentry, voff, vlist, 1);
+    for (uint32_t t = tiles; t > 0; t--)
+        voff[t] = voff[t - 1];
+    voff[0] = 0;
+    *voff_out = voff;
+    *vlist_out = vlist;
+    voff = NULL;
+    vlist = NULL;
+    rc = 0;
+out:
+    free(koff);
+    free(voff);
+    free(stamp);
+    free(buf);
+    free(tstamp);
+    free(tentry);
+    free(ktile);
+    free(kroute);
+    free(vlist);
+    return rc;
+}
+
 int sm_mesh_compress(sm_mesh_t *m, const uint32_t *keys_in_use, size_t nkeys, uint32_t target_or_0,
                      uint64_t *before, uint64_t *after, sm_errbuf_t *eb)
 {
@@ -628,12 +761,23 @@ int sm_mesh_compress(sm_mesh_t *m, const uint32_t *keys_in_use, size_t nkeys, ui
     for (size_t i = 0; i < nkeys; i++)
         if (nk == 0 || keys[nk - 1] != keys[i])
             keys[nk++] = keys[i];
+    /* Each table needs to keep only the routes of the keys that can arrive at its router. */
+    uint64_t *voff = NULL;
+    uint32_t *vlist = NULL;
+    if (sm__visits(m, keys, nk, &voff, &vlist) != 0) {
+        free(keys);
+        return sm_errorf(eb, SM_ENOMEM, "out of memory compressing routing tables");
+    }
     for (uint32_t t = 0; t < tiles && rc == 0; t++) {
         sm_table_t *tb = &m->tables[t];
         uint32_t n0 = tb->n, left, limit = target_or_0 ? target_or_0 : tb->cap;
         if (target_or_0 != 0 && n0 <= target_or_0)
             continue;
-        rc = sm__compress(tb, keys, nk, target_or_0, &left);
+        /* Keys index the sorted keys: pass their values. */
+        uint64_t v0 = voff[t], nv = voff[t + 1] - voff[t];
+        for (uint64_t v = 0; v < nv; v++)
+            vlist[v0 + v] = keys[vlist[v0 + v]];
+        rc = sm__compress(tb, vlist + v0, (uint32_t)nv, target_or_0, &left);
         if (rc == 0 && left > limit)
             rc = SM_ENOFIT;
         if (rc == SM_ENOMEM)
@@ -643,6 +787,8 @@ int sm_mesh_compress(sm_mesh_t *m, const uint32_t *keys_in_use, size_t nkeys, ui
             sm_errorf(eb, rc, "router (%u,%u): %u entries do not compress below %u, its capacity (ordered covering "
                       "leaves %u)", t % m->width, t / m->width, n0, limit, left);
     }
+    free(voff);
+    free(vlist);
     free(keys);
     for (uint32_t t = 0; t < tiles; t++)
         a += m->tables[t].n;

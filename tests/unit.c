@@ -18,7 +18,7 @@ int main(void)
     if (sm_test_lif_register() || sm_test_router_register() || sm_test_loader_register() ||
         sm_test_sim_register() || sm_test_noc_register() ||
         sm_test_nir_register() || sm_test_compress_register() ||
-        sm_test_eprop_register()) {
+        sm_test_eprop_register() || sm_test_fuzz_regress_register()) {
         fprintf(stderr, "cannot register the test suites: %s\n", CU_get_error_msg());
         CU_cleanup_registry();
         return 2;

@@ -12,6 +12,7 @@ int sm_test_noc_register(void);
 int sm_test_nir_register(void);
 int sm_test_compress_register(void);
 int sm_test_eprop_register(void);
+int sm_test_fuzz_regress_register(void);
 
 /* Relative error |a - b| / max(|b|, tiny). */
 double sm_test_relerr(double a, double b);

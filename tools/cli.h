@@ -26,4 +26,7 @@ int sm_cmd_map(int argc, char **argv);
 /* spikemesh traffic: synthetic traffic on the cycle-level mesh (tools/traffic.c). */
 int sm_cmd_traffic(int argc, char **argv);
 
+/* spikemesh train: e-prop training on a built-in task or a task JSON file (tools/train.c). */
+int sm_cmd_train(int argc, char **argv);
+
 #endif

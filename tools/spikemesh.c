@@ -29,6 +29,7 @@ static const char *const sm_usage_main =
     "  presets           list the built-in chip presets\n"
     "  map NETWORK       partition and place a network (--placer order|greedy|bisect); writes placement.json\n"
     "  traffic           synthetic traffic on the cycle-level mesh model: latency, throughput, saturation\n"
+    "  train TASK        train a recurrent spiking network with e-prop (pattern, evidence or a task JSON file)\n"
     "  help [COMMAND]    show help for a command\n"
     "\n"
     "NETWORK is a network JSON file (docs/network-format.md), a NIR graph (a .nir file, docs/nir.md) or a\n"
@@ -576,6 +577,8 @@ int main(int argc, char **argv)
         return sm_cmd_traffic(argc - 1, argv + 1);
     if (strcmp(cmd, "map") == 0)
         return sm_cmd_map(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0)
+        return sm_cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         const char *topic = argc > 2 ? argv[2] : NULL;
         if (!topic || strcmp(topic, "-h") == 0 || strcmp(topic, "--help") == 0 || strcmp(topic, "help") == 0)

@@ -125,19 +125,22 @@ int sm_mesh_route(sm_mesh_t *m, uint32_t src, uint32_t key, uint64_t count, uint
 /* Compresses a table in place by ordered covering (Mundy et al. 2016): entries with the same route merge into one
  * key/mask cover (bits where their keys differ become don't-care), each cover placed in the table's order so that
  * first-match lookups keep their answer, until the table holds at most `target` entries (0: as few as it gets).
- * Guarantee: every key of keys_in_use (nkeys of them, any order, duplicates allowed) finds the same route as
- * before, and a key in use that matched no entry (default routing straight on) still matches none. Keys not in
- * use may find any route afterwards, so compress only once every entry is in, and add no entry for a new key
- * after. Entries no key in use resolves to are dropped. The table's index is dropped (indexed = 0).
+ * keys_in_use (nkeys of them, any order, repeats allowed) are the keys whose lookup must not change: every key in
+ * use that can arrive at this router. Each of them finds the same route afterwards, and one that matched no entry
+ * (default routing: straight on) still matches none; any other key may find any route, so compress only once
+ * every entry is in, and add no entry for another key after. Entries that no key in use resolves to are dropped.
+ * The table's index is dropped (indexed = 0).
  * Returns 0; SM_ENOFIT with "N entries do not compress below M, the target (ordered covering leaves K)" (the
  * table keeps those K entries, still correct); SM_EINVAL; or SM_ENOMEM (the table unchanged). */
 int sm_table_compress(sm_table_t *t, const uint32_t *keys_in_use, size_t nkeys, uint32_t target, sm_errbuf_t *eb);
 
-/* Compresses the table of every router of m with sm_table_compress: with target_or_0 > 0, each table above it
- * until it fits (a table at or below it is left alone); with 0, every table as far as it goes, then each must fit
- * its own cap. keys_in_use: every routing key a source may inject (for a piece with destinations, key ..
- * key + count - 1); the route of each of them from its source is unchanged. Total entries before and after go to
- * *before and *after (either may be NULL). Returns 0, SM_EINVAL, SM_ENOMEM, or SM_ENOFIT with
+/* Compresses the table of every router of m: with target_or_0 > 0, each table above it until it fits (a table at or
+ * below it is left alone); with 0, every table as far as it goes, then each must fit its own cap. keys_in_use:
+ * every key a source may inject (for a piece with destinations, key .. key + count - 1), in any order. The route
+ * of each of them from the router where it is injected is unchanged: the same routers, links and cores. Each table
+ * keeps the lookups of the keys in use that can arrive at its router, found by walking every key from each router
+ * with an entry for it, along the entry's links and straight through routers without one. Total entries before
+ * and after go to *before and *after (either may be NULL). Returns 0, SM_EINVAL, SM_ENOMEM, or SM_ENOFIT with
  * "router (x,y): N entries do not compress below M, its capacity (ordered covering leaves K)" for the first
  * router that cannot fit (tables before it are compressed, every one still correct). */
 int sm_mesh_compress(sm_mesh_t *m, const uint32_t *keys_in_use, size_t nkeys, uint32_t target_or_0,

@@ -26,6 +26,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__asan_default_options(void);
+const char *__lsan_default_suppressions(void);
 
 /* A damaged file can claim a string of up to 4 GiB, and HDF5 allocates and zeroes a buffer of that size before it
  * reads the string: allocations above 512 MiB fail here (as on a machine with little memory), so that such a file is
@@ -33,6 +34,14 @@ const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
     return "max_allocation_size_mb=512:allocator_may_return_null=1";
+}
+
+/* HDF5 1.10 loses a few hundred bytes of its own on some damaged files (seen once in a 15-minute run, and not
+ * reproducible alone): leaks allocated inside libhdf5 are not reported. The importer's own allocations still are,
+ * and the HDF5 objects it opens must all be closed (checked after every input below). */
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libhdf5\n";
 }
 
 /* HDF5 keeps the blocks it frees (up to 16 MiB) for reuse, instead of allocating and zeroing its 1 MiB
@@ -200,9 +209,10 @@ static int fz_build(char *text, void **image, size_t *len)
             if (node >= 0 && nt >= 3)
                 fz_str(node, "type", tok[2], 0);
         } else if ((strcmp(op, "f") == 0 || strcmp(op, "F") == 0) && nt >= 2) {
-            hsize_t n = (hsize_t)(nt - 2);
-            for (int k = 2; k < nt; k++)
-                vals[k - 2] = strtod(tok[k], NULL);
+            int nv = nt - 2 < FZ_MAX_VALUES ? nt - 2 : FZ_MAX_VALUES;
+            hsize_t n = (hsize_t)nv;
+            for (int k = 0; k < nv; k++)
+                vals[k] = strtod(tok[2 + k], NULL);
             fz_num(loc, tok[1], op[0] == 'f' ? H5T_IEEE_F64LE : H5T_IEEE_F32LE, H5T_NATIVE_DOUBLE, vals, 1, &n);
         } else if ((strcmp(op, "m") == 0 || strcmp(op, "M") == 0 || strcmp(op, "r") == 0) && nt >= 4) {
             int rank = op[0] == 'r' ? 3 : 2;
@@ -227,9 +237,10 @@ static int fz_build(char *text, void **image, size_t *len)
             fz_num(loc, tok[1], op[0] == 'M' ? H5T_IEEE_F32LE : H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, all, rank, dims);
             free(all);
         } else if (strcmp(op, "i") == 0 && nt >= 2) {
-            hsize_t n = (hsize_t)(nt - 2);
-            for (int k = 2; k < nt; k++)
-                ivals[k - 2] = strtoll(tok[k], NULL, 10);
+            int nv = nt - 2 < FZ_MAX_VALUES ? nt - 2 : FZ_MAX_VALUES;
+            hsize_t n = (hsize_t)nv;
+            for (int k = 0; k < nv; k++)
+                ivals[k] = strtoll(tok[2 + k], NULL, 10);
             fz_num(loc, tok[1], H5T_STD_I64LE, H5T_NATIVE_LLONG, ivals, 1, &n);
         } else if ((strcmp(op, "s") == 0 || strcmp(op, "t") == 0) && nt >= 3) {
             fz_str(loc, tok[1], tok[2], op[0] == 't');

@@ -1,0 +1,845 @@
+/* tools/train.c: spikemesh train: e-prop training of a recurrent spiking network on a built-in task (pattern,
+ * evidence) or a task JSON file; learning curve (CSV, SVG) and the trained network as network JSON. */
+#include <errno.h>
+#include <signal.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "tools/cli.h"
+#include "spikemesh/spikemesh.h"
+
+static const char *const sm_usage_train =
+    "usage: spikemesh train TASK [OPTIONS]\n"
+    "\n"
+    "Trains a recurrent network of LIF and ALIF neurons with e-prop (docs/eprop.md) and saves it as a network\n"
+    "that `spikemesh run` loads. TASK is a built-in task, pattern (regression on a sum of sines) or evidence\n"
+    "(evidence accumulation, classification), or a task JSON file (docs/eprop.md).\n"
+    "\n"
+    "options:\n"
+    "  --iterations N     weight updates (default: the task's, pattern 400, evidence 500)\n"
+    "  --batch B          trials per update (default: the task's, pattern 1, evidence 32)\n"
+    "  --lr X             learning rate of Adam (default: the task's)\n"
+    "  --seed N           random seed for weights and trials (default 1)\n"
+    "  --threads N        worker threads (default: one per CPU); results are identical for any N\n"
+    "  --test-trials N    classification: fresh trials to measure the accuracy on at the end (default 256)\n"
+    "  --trace-bits N     fixed-point traces of N bits (default 0: float64, the reference)\n"
+    "  --weight-bits N    fixed-point weights of N bits (default 0: float64)\n"
+    "  --chip SPEC        the chip whose synapse memory must hold weights and traces (default loihi)\n"
+    "  --out DIR          write learning_curve.csv, learning_curve.svg and trained_network.json into DIR\n"
+    "  --json             print one JSON object at the end instead of a line per iteration\n"
+    "  --progress         always show the progress bar (default: only when stderr is a terminal)\n"
+    "  --no-progress      never show it\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "exit status: 0 done, 2 bad input, 130 stopped by SIGINT/SIGTERM.\n";
+
+typedef enum { SM_TASK_PATTERN = 0, SM_TASK_EVIDENCE = 1 } sm_task_kind_t;
+
+typedef struct {
+    char name[64];
+    sm_task_kind_t kind;
+    sm_eprop_params_t p;
+    uint32_t nsteps, iterations, batch;
+    double lr, w_min, w_max;
+    double in_rate_hz;     /* pattern: frozen Poisson inputs; evidence: cue rate */
+    double noise_rate_hz;  /* evidence: background group */
+    uint32_t cues, cue_ms, gap_ms, delay_ms, recall_ms;
+    double amp_lo, amp_hi; /* pattern: amplitudes of the sines */
+} sm_task_t;
+
+static void sm__task_pattern(sm_task_t *t)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "pattern");
+    t->kind = SM_TASK_PATTERN;
+    sm_eprop_params_default(&t->p);
+    t->p.n_in = 100;
+    t->p.n_rec = 100;
+    t->p.n_alif = 0;
+    t->p.n_out = 1;
+    t->p.loss = SM_EPROP_REGRESSION;
+    t->p.c_reg = 50.0;
+    t->p.f_target_hz = 10.0;
+    t->p.w_in_scale = 0.5;
+    t->p.w_rec_scale = 0.3;
+    t->p.w_out_scale = 1.0;
+    t->nsteps = 1000;
+    t->iterations = 400;
+    t->batch = 1;
+    t->lr = 0.003;
+    t->w_min = -INFINITY;
+    t->w_max = INFINITY;
+    t->in_rate_hz = 50.0;
+    t->amp_lo = 0.5;
+    t->amp_hi = 2.0;
+}
+
+static void sm__task_evidence(sm_task_t *t)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "evidence");
+    t->kind = SM_TASK_EVIDENCE;
+    sm_eprop_params_default(&t->p);
+    t->p.n_in = 40;
+    t->p.n_rec = 100;
+    t->p.n_alif = 50;
+    t->p.n_out = 2;
+    t->p.tau_a = 2000.0;
+    t->p.beta = 0.05;
+    t->p.loss = SM_EPROP_CLASSIFICATION;
+    t->p.c_reg = 50.0;
+    t->p.f_target_hz = 10.0;
+    t->p.w_in_scale = 1.0;
+    t->p.w_rec_scale = 0.5;
+    t->p.w_out_scale = 1.0;
+    t->cues = 7;
+    t->cue_ms = 100;
+    t->gap_ms = 50;
+    t->delay_ms = 1050;
+    t->recall_ms = 150;
+    t->nsteps = t->cues * (t->cue_ms + t->gap_ms) + t->delay_ms + t->recall_ms;
+    t->iterations = 500;
+    t->batch = 32;
+    t->lr = 0.005;
+    t->w_min = -INFINITY;
+    t->w_max = INFINITY;
+    t->in_rate_hz = 40.0;
+    t->noise_rate_hz = 10.0;
+}
+
+/* A task JSON file: {"task": "pattern"|"evidence", and any of the overrides below}; unknown keys are refused. */
+static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return sm_errorf(eb, SM_EPARSE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    int rc = 0;
+    const char *base = NULL;
+    json_t *jt = json_object_get(root, "task");
+    if (!json_is_object(root) || !jt || !json_is_string(jt)) {
+        rc = sm_errorf(eb, SM_EPARSE, "%s: task: needs \"task\": \"pattern\" or \"evidence\"", path);
+        goto out;
+    }
+    base = json_string_value(jt);
+    if (strcmp(base, "pattern") == 0)
+        sm__task_pattern(t);
+    else if (strcmp(base, "evidence") == 0)
+        sm__task_evidence(t);
+    else {
+        rc = sm_errorf(eb, SM_ENOENT, "%s: task: unknown task \"%.60s\" (known: pattern, evidence)", path, base);
+        goto out;
+    }
+    snprintf(t->name, sizeof t->name, "%.63s", path);
+    struct {
+        const char *key;
+        double *d;
+        uint32_t *u;
+    } keys[] = {
+        {"n_in", NULL, &t->p.n_in},           {"n_rec", NULL, &t->p.n_rec},
+        {"n_alif", NULL, &t->p.n_alif},       {"n_ref", NULL, &t->p.n_ref},
+        {"steps", NULL, &t->nsteps},          {"iterations", NULL, &t->iterations},
+        {"batch", NULL, &t->batch},           {"tau_m_ms", &t->p.tau_m, NULL},
+        {"tau_a_ms", &t->p.tau_a, NULL},      {"tau_out_ms", &t->p.tau_out, NULL},
+        {"v_th_mV", &t->p.v_th, NULL},        {"beta_mV", &t->p.beta, NULL},
+        {"gamma", &t->p.gamma, NULL},         {"c_reg", &t->p.c_reg, NULL},
+        {"f_target_hz", &t->p.f_target_hz, NULL}, {"lr", &t->lr, NULL},
+        {"w_min_mV", &t->w_min, NULL},        {"w_max_mV", &t->w_max, NULL},
+        {"w_in_scale", &t->p.w_in_scale, NULL}, {"w_rec_scale", &t->p.w_rec_scale, NULL},
+        {"w_out_scale", &t->p.w_out_scale, NULL}, {"input_rate_hz", &t->in_rate_hz, NULL},
+        {"noise_rate_hz", &t->noise_rate_hz, NULL}, {"feedback", NULL, NULL},
+    };
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (strcmp(k, "task") == 0)
+            continue;
+        size_t q = 0, nk = sizeof keys / sizeof keys[0];
+        while (q < nk && strcmp(keys[q].key, k) != 0)
+            q++;
+        if (q == nk) {
+            rc = sm_errorf(eb, SM_EPARSE, "%s: %.60s: unknown key (see docs/eprop.md)", path, k);
+            goto out;
+        }
+        if (strcmp(k, "feedback") == 0) {
+            const char *s = json_string_value(v);
+            if (s && strcmp(s, "symmetric") == 0)
+                t->p.feedback = SM_EPROP_FB_SYMMETRIC;
+            else if (s && strcmp(s, "random") == 0)
+                t->p.feedback = SM_EPROP_FB_RANDOM;
+            else {
+                rc = sm_errorf(eb, SM_EPARSE, "%s: feedback: must be \"symmetric\" or \"random\"", path);
+                goto out;
+            }
+            continue;
+        }
+        if (!json_is_number(v)) {
+            rc = sm_errorf(eb, SM_EPARSE, "%s: %s: must be a number", path, k);
+            goto out;
+        }
+        double x = json_number_value(v);
+        if (keys[q].d) {
+            *keys[q].d = x;
+        } else {
+            if (!(x >= 0 && x <= 1e7) || x != floor(x)) {
+                rc = sm_errorf(eb, SM_ERANGE, "%s: %s: must be a whole number from 0 to 1e7, got %g", path, k, x);
+                goto out;
+            }
+            *keys[q].u = (uint32_t)x;
+        }
+    }
+    if (t->kind == SM_TASK_EVIDENCE) {
+        uint32_t need = t->cues * (t->cue_ms + t->gap_ms) + t->recall_ms + 1;
+        if (t->nsteps < need || t->p.n_in < 4 || t->p.n_out != 2) {
+            rc = sm_errorf(eb, SM_ERANGE, "%s: evidence needs steps >= %u, n_in >= 4 and 2 readouts", path, need);
+            goto out;
+        }
+        t->delay_ms = t->nsteps - t->cues * (t->cue_ms + t->gap_ms) - t->recall_ms;
+    }
+    if (t->nsteps < 1 || t->iterations < 1 || t->batch < 1) {
+        rc = sm_errorf(eb, SM_ERANGE, "%s: steps, iterations and batch must be at least 1", path);
+        goto out;
+    }
+    if ((rc = sm_eprop_params_check(&t->p, eb)) != 0) {
+        char m[SM_ERRBUF_SIZE];
+        snprintf(m, sizeof m, "%s", eb->msg);
+        rc = sm_errorf(eb, rc, "%s: %s", path, m);
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* Trial data of one batch. */
+typedef struct {
+    uint8_t *x, *mask;
+    double *target;
+    sm_eprop_trial_t *tr;
+    uint32_t n;
+} sm__batch_t;
+
+static int sm__batch_alloc(sm__batch_t *b, const sm_task_t *t, uint32_t n)
+{
+    size_t T = t->nsteps;
+    b->n = n;
+    b->x = calloc((size_t)n * T * t->p.n_in, 1);
+    b->mask = calloc((size_t)n * T, 1);
+    b->target = calloc((size_t)n * T * t->p.n_out, sizeof(double));
+    b->tr = calloc(n, sizeof *b->tr);
+    return b->x && b->mask && b->target && b->tr ? 0 : SM_ENOMEM;
+}
+
+static void sm__batch_free(sm__batch_t *b)
+{
+    free(b->x);
+    free(b->mask);
+    free(b->target);
+    free(b->tr);
+}
+
+/* Fills trial b of the batch with trial number id: pattern trials are all the same (frozen inputs, trial 0);
+ * evidence trials are drawn from (seed, SM_STREAM_EPROP_TASK, id). */
+static void sm__make_trial(const sm_task_t *t, uint64_t seed, uint32_t id, sm__batch_t *bt, uint32_t b)
+{
+    uint32_t T = t->nsteps, ni = t->p.n_in, no = t->p.n_out;
+    uint8_t *x = bt->x + (size_t)b * T * ni, *mask = bt->mask + (size_t)b * T;
+    double *y = bt->target + (size_t)b * T * no, dt = t->p.dt;
+    uint32_t o[4];
+    if (t->kind == SM_TASK_PATTERN) {
+        double ps = t->in_rate_hz * dt * 1e-3;
+        for (uint32_t i = 0; i < ni; i++)
+            for (uint32_t s = 0; s < T; s += 2) {
+                sm_philox(seed, SM_STREAM_EPROP_TASK, 0, i, s / 2, o);
+                x[(size_t)s * ni + i] = sm_u01(o[0], o[1]) < ps;
+                if (s + 1 < T)
+                    x[(size_t)(s + 1) * ni + i] = sm_u01(o[2], o[3]) < ps;
+            }
+        static const double periods[4] = {1000.0, 500.0, 333.0, 200.0};
+        double amp[4], ph[4];
+        for (int k = 0; k < 4; k++) {
+            sm_philox(seed, SM_STREAM_EPROP_TASK, 0xFFFFFFFFu, (uint32_t)k, 0, o);
+            amp[k] = t->amp_lo + (t->amp_hi - t->amp_lo) * sm_u01(o[0], o[1]);
+            ph[k] = 6.283185307179586 * sm_u01(o[2], o[3]);
+        }
+        for (uint32_t s = 0; s < T; s++) {
+            double v = 0;
+            for (int k = 0; k < 4; k++)
+                v += amp[k] * sin(6.283185307179586 * (double)s * dt / periods[k] + ph[k]);
+            for (uint32_t k = 0; k < no; k++)
+                y[(size_t)s * no + k] = v;
+            mask[s] = 1;
+        }
+    } else {
+        /* Inputs in 4 groups: left cues, right cues, recall cue, background noise. */
+        uint32_t g = ni / 4, left = 0;
+        sm_philox(seed, SM_STREAM_EPROP_TASK, id, 0xFFFFFFFFu, 0, o);
+        uint32_t sides = o[0];
+        for (uint32_t c = 0; c < t->cues; c++)
+            left += (sides >> c) & 1u;
+        uint32_t label = 2 * left > t->cues ? 0u : 1u;
+        uint32_t period = t->cue_ms + t->gap_ms, cue_end = t->cues * period, rec0 = T - t->recall_ms;
+        double pc = t->in_rate_hz * dt * 1e-3, pn = t->noise_rate_hz * dt * 1e-3;
+        for (uint32_t s = 0; s < T; s++) {
+            double ms = (double)s * dt;
+            uint32_t ci = (uint32_t)(ms / period);
+            int cue_on = ms < cue_end && fmod(ms, period) < t->cue_ms;
+            int cue_left = cue_on && ((sides >> ci) & 1u);
+            int recall = s >= rec0;
+            for (uint32_t i = 0; i < ni; i++) {
+                uint32_t grp = i / g < 3 ? i / g : 3;
+                double pr = grp == 0 ? (cue_on && cue_left ? pc : 0.0)
+                            : grp == 1 ? (cue_on && !cue_left ? pc : 0.0)
+                            : grp == 2 ? (recall ? pc : 0.0)
+                                       : pn;
+                if (pr <= 0.0)
+                    continue;
+                sm_philox(seed, SM_STREAM_EPROP_TASK, id, i, s, o);
+                x[(size_t)s * ni + i] = sm_u01(o[0], o[1]) < pr;
+            }
+            mask[s] = (uint8_t)recall;
+            for (uint32_t k = 0; k < no; k++)
+                y[(size_t)s * no + k] = k == label ? 1.0 : 0.0;
+        }
+    }
+    bt->tr[b] = (sm_eprop_trial_t){.nsteps = T, .x = x, .target = y, .mask = mask};
+}
+
+/* ---- outputs ---- */
+
+static char *sm__join(const char *dir, const char *name, const char *ext)
+{
+    size_t n = strlen(dir) + strlen(name) + strlen(ext) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s%s", dir, name, ext);
+    return s;
+}
+
+/* Writes text to DIR/NAME.part, then renames it to DIR/NAME. */
+static int sm__write_atomic(const char *dir, const char *name, const char *text, size_t len, sm_errbuf_t *eb)
+{
+    char *part = sm__join(dir, name, ".part"), *fin = sm__join(dir, name, "");
+    int rc = 0;
+    FILE *f = part ? fopen(part, "wb") : NULL;
+    if (!f) {
+        rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: %s", dir, name, strerror(errno));
+    } else {
+        int bad = fwrite(text, 1, len, f) != len;
+        bad |= fclose(f) != 0;
+        if (bad || rename(part, fin) != 0) {
+            rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: %s", dir, name, strerror(errno));
+            remove(part);
+        }
+    }
+    free(part);
+    free(fin);
+    return rc;
+}
+
+typedef struct {
+    double *loss, *acc, *rate, *wall;
+    uint32_t n;
+} sm__curve_t;
+
+static char *sm__curve_csv(const sm__curve_t *c, int cls, size_t *len)
+{
+    size_t cap = 64 + (size_t)c->n * 96;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    size_t o = (size_t)snprintf(s, cap, "iteration,loss,%srate_hz,wall_s\n", cls ? "accuracy," : "");
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (cls)
+            o += (size_t)snprintf(s + o, cap - o, "%u,%.9g,%.6g,%.6g,%.6g\n", i + 1, c->loss[i], c->acc[i],
+                                  c->rate[i], c->wall[i]);
+        else
+            o += (size_t)snprintf(s + o, cap - o, "%u,%.9g,%.6g,%.6g\n", i + 1, c->loss[i], c->rate[i], c->wall[i]);
+    }
+    *len = o;
+    return s;
+}
+
+/* The loss (and accuracy, on its own axis 0..1) against the iteration, as a self-contained SVG. */
+static char *sm__curve_svg(const sm__curve_t *c, int cls, const char *title, size_t *len)
+{
+    size_t cap = 4096 + (size_t)c->n * 64;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    const double W = 720, H = 400, x0 = 70, y0 = 30, pw = 580, ph = 310;
+    double lmax = 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        lmax = fmax(lmax, c->loss[i]);
+    if (!(lmax > 0))
+        lmax = 1;
+    size_t o = (size_t)snprintf(
+        s, cap,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+        "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+        "<text x=\"%.0f\" y=\"18\" font-size=\"14\">spikemesh train: %s</text>\n"
+        "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>\n"
+        "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.3g</text><text x=\"%.0f\" y=\"%.0f\" "
+        "text-anchor=\"end\">0</text>\n<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">iteration (1 .. %u)</text>\n"
+        "<text x=\"15\" y=\"%.0f\" fill=\"#1f77b4\" transform=\"rotate(-90 15 %.0f)\">loss</text>\n",
+        W, H, x0, title, x0, y0, pw, ph, x0 - 4, y0 + 10, lmax, x0 - 4, y0 + ph, x0 + pw / 2, y0 + ph + 30, c->n,
+        y0 + ph / 2, y0 + ph / 2);
+    for (int series = 0; series < (cls ? 2 : 1); series++) {
+        const double *v = series ? c->acc : c->loss;
+        double top = series ? 1.0 : lmax;
+        o += (size_t)snprintf(s + o, cap - o, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
+                              series ? "#d62728" : "#1f77b4");
+        for (uint32_t i = 0; i < c->n; i++) {
+            double px = x0 + (c->n > 1 ? pw * i / (c->n - 1) : pw / 2), py = y0 + ph - ph * fmin(v[i] / top, 1.0);
+            o += (size_t)snprintf(s + o, cap - o, "%.1f,%.1f ", px, py);
+        }
+        o += (size_t)snprintf(s + o, cap - o, "\"/>\n");
+    }
+    if (cls)
+        o += (size_t)snprintf(s + o, cap - o,
+                              "<text x=\"%.0f\" y=\"%.0f\">1</text><text x=\"%.0f\" y=\"%.0f\" fill=\"#d62728\" "
+                              "transform=\"rotate(90 %.0f %.0f)\">accuracy (fresh trials of each batch)</text>\n",
+                              x0 + pw + 4, y0 + 10, x0 + pw + 30, y0 + ph / 2 - 100, x0 + pw + 30, y0 + ph / 2 - 100);
+    o += (size_t)snprintf(s + o, cap - o, "</svg>\n");
+    *len = o;
+    return s;
+}
+
+/* Weight of a spikemesh list synapse (mV into ge) that moves v by w in one step, as e-prop's delta synapse does:
+ * with tau_e much shorter than dt, ge is spent within the step and adds ce * weight to v. */
+static json_t *sm__proj(const char *pre, const char *post, uint32_t npre, uint32_t npost, const double *w,
+                        uint64_t row_stride, uint64_t pre_off, double ce, int skip_diag)
+{
+    json_t *pairs = json_array(), *ws = json_array();
+    for (uint32_t j = 0; j < npost; j++)
+        for (uint32_t i = 0; i < npre; i++) {
+            if (skip_diag && i == j)
+                continue;
+            double x = w[(uint64_t)j * row_stride + pre_off + i];
+            json_array_append_new(pairs, json_pack("[i,i]", (json_int_t)i, (json_int_t)j));
+            json_array_append_new(ws, json_real(x / ce));
+        }
+    return json_pack("{s:s,s:s,s:s,s:f,s:{s:s,s:o,s:o}}", "pre", pre, "post", post, "receptor", "excitatory",
+                     "delay_ms", 1.0, "connect", "rule", "list", "pairs", pairs, "weights_mV", ws);
+}
+
+/* The trained network in the network JSON format (docs/network-format.md): inputs as Poisson sources, the LIF and
+ * ALIF neurons as lif populations (adaptation is not part of that format), readouts as lif populations that never
+ * reach their threshold; list projections with per-synapse weights_mV. */
+static char *sm__net_json(const sm_eprop_net_t *net, const sm_task_t *t)
+{
+    const sm_eprop_params_t *p = &net->p;
+    const double tau_e = 0.05 * p->dt;
+    sm_lif_params_t lp = {.tau_m = p->tau_m, .tau_e = tau_e, .tau_i = 10.0, .v_thresh = p->v_th, .v_reset = 0,
+                          .v_rest = 0, .t_ref = p->n_ref * p->dt};
+    sm_lif_consts_t cr, co;
+    sm_lif_consts(&lp, p->dt, &cr, NULL);
+    sm_lif_params_t lo = lp;
+    lo.tau_m = p->tau_out;
+    sm_lif_consts(&lo, p->dt, &co, NULL);
+    double kappa = exp(-p->dt / p->tau_out);
+    json_t *pops = json_array(), *projs = json_array();
+    double rate = t->kind == SM_TASK_PATTERN ? t->in_rate_hz : t->noise_rate_hz;
+    json_array_append_new(pops, json_pack("{s:s,s:i,s:s,s:{s:f}}", "name", "input", "size", (json_int_t)p->n_in,
+                                          "model", "poisson", "params", "rate_hz", rate));
+    uint32_t nl = p->n_rec - p->n_alif;
+    const char *names[2] = {"lif", "alif"};
+    uint32_t lo_[2] = {0, nl}, cnt[2] = {nl, p->n_alif};
+    for (int g = 0; g < 2; g++)
+        if (cnt[g])
+            json_array_append_new(
+                pops, json_pack("{s:s,s:i,s:s,s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f},s:f}", "name", names[g], "size",
+                                (json_int_t)cnt[g], "model", "lif", "params", "tau_m_ms", p->tau_m, "tau_e_ms", tau_e,
+                                "v_thresh_mV", p->v_th, "v_reset_mV", 0.0, "v_rest_mV", 0.0, "t_ref_ms",
+                                p->n_ref * p->dt, "tau_i_ms", 10.0, "v_init_mV", 0.0));
+    /* One readout population per readout, so that each has its own bias (i_bias = b / (1 - kappa)). */
+    for (uint32_t k = 0; k < p->n_out; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "readout%u", k);
+        json_array_append_new(pops, json_pack("{s:s,s:i,s:s,s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f},s:f}", "name", nm,
+                                              "size", 1, "model", "lif", "params", "tau_m_ms", p->tau_out,
+                                              "tau_e_ms", tau_e, "v_thresh_mV", 1e30, "v_reset_mV", 0.0,
+                                              "v_rest_mV", 0.0, "i_bias_mV", net->b_out[k] / (1.0 - kappa),
+                                              "t_ref_ms", 0.0, "v_init_mV", 0.0));
+    }
+    uint64_t ni = p->n_in, nr = p->n_rec;
+    for (int g = 0; g < 2; g++) {
+        if (!cnt[g])
+            continue;
+        const double *wi = net->w_in + lo_[g] * ni;
+        json_array_append_new(projs, sm__proj("input", names[g], p->n_in, cnt[g], wi, ni, 0, cr.ce, 0));
+        for (int h = 0; h < 2; h++) {
+            if (!cnt[h])
+                continue;
+            /* rows lo_[g].., columns lo_[h]..: autapses only within one group. */
+            json_t *pairs = json_array(), *ws = json_array();
+            for (uint32_t j = 0; j < cnt[g]; j++)
+                for (uint32_t i = 0; i < cnt[h]; i++) {
+                    uint64_t jj = lo_[g] + j, ii = lo_[h] + i;
+                    if (jj == ii)
+                        continue;
+                    json_array_append_new(pairs, json_pack("[i,i]", (json_int_t)i, (json_int_t)j));
+                    json_array_append_new(ws, json_real(net->w_rec[jj * nr + ii] / cr.ce));
+                }
+            json_array_append_new(projs, json_pack("{s:s,s:s,s:s,s:f,s:{s:s,s:o,s:o}}", "pre", names[h], "post",
+                                                   names[g], "receptor", "excitatory", "delay_ms", p->dt, "connect",
+                                                   "rule", "list", "pairs", pairs, "weights_mV", ws));
+        }
+    }
+    for (uint32_t k = 0; k < p->n_out; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "readout%u", k);
+        for (int h = 0; h < 2; h++)
+            if (cnt[h])
+                json_array_append_new(projs, sm__proj(names[h], nm, cnt[h], 1, net->w_out + (uint64_t)k * nr + lo_[h],
+                                                      nr, 0, co.ce, 0));
+    }
+    json_t *root = json_pack("{s:s,s:f,s:f,s:o,s:o}", "name", t->kind == SM_TASK_PATTERN ? "trained_pattern"
+                                                                                         : "trained_evidence",
+                             "dt_ms", p->dt, "duration_ms", p->dt * t->nsteps, "populations", pops, "projections",
+                             projs);
+    char *txt = root ? json_dumps(root, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(root);
+    return txt;
+}
+
+/* Traces live beside the weights: deploys the exported network on the chip and checks every core's synapse memory
+ * holds its synapses plus the traces of its recurrent neurons and its presynaptic traces. */
+static int sm__check_fit(const char *txt, const sm_eprop_params_t *p, const char *chip_spec, uint64_t seed,
+                         uint64_t *trace_total, sm_errbuf_t *eb)
+{
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_deploy_t dep;
+    int rc;
+    *trace_total = 0;
+    if ((rc = sm_chip_resolve(chip_spec, &chip, eb)) != 0)
+        return rc;
+    if ((rc = sm_net_parse(txt, strlen(txt), "trained_network.json", &net, eb)) != 0)
+        return rc;
+    /* Partition with every synapse charged its weight and the traces of an ALIF synapse (the most a synapse
+     * needs), then check each core exactly. */
+    uint32_t word = p->trace_bits ? p->trace_bits : 32u, base = chip.synapse_bytes;
+    uint32_t per = (uint32_t)(((p->n_alif ? 3u : 2u) * word + 7u) / 8u);
+    chip.synapse_bytes = base + per;
+    char why[SM_ERRBUF_SIZE] = "";
+    if ((rc = sm_deploy_build(&net, &chip, seed, &dep, eb)) != 0) {
+        /* It does not fit with its traces: name the first core of the placement without traces that overflows. */
+        snprintf(why, sizeof why, "with e-prop traces (%u B per synapse beside its %u B weight): %.900s", per, base,
+                 eb->msg);
+        chip.synapse_bytes = base;
+        if (sm_deploy_build(&net, &chip, seed, &dep, eb) != 0) {
+            sm_net_free(&net);
+            return sm_errorf(eb, rc, "%s", why);
+        }
+    }
+    uint32_t first_rec = p->n_in;
+    for (uint32_t c = 0; c < dep.ncores && rc == 0; c++) {
+        const sm_core_t *co = &dep.cores[c];
+        uint64_t weights = co->synapses * base, bytes = 0;
+        for (uint32_t id = co->first; id < co->first + co->count; id++)
+            if (id >= first_rec && id < first_rec + p->n_rec)
+                bytes += sm_eprop_trace_bytes(p, id - first_rec);
+        if (bytes)
+            bytes += ((uint64_t)co->fan_in * word + 7u) / 8u; /* zbar per presynaptic neuron */
+        *trace_total += bytes;
+        if (weights + bytes > chip.synapse_memory)
+            rc = sm_errorf(eb, SM_ENOFIT,
+                           "core %u (tile %u, slot %u) needs %llu B of synapse memory for %llu B of weights and "
+                           "%llu B of e-prop traces: %llu B over its %llu B (fewer trace bits, --trace-bits, or a "
+                           "chip with more synapse memory)",
+                           c, co->tile, co->slot, (unsigned long long)(weights + bytes),
+                           (unsigned long long)weights, (unsigned long long)bytes,
+                           (unsigned long long)(weights + bytes - chip.synapse_memory),
+                           (unsigned long long)chip.synapse_memory);
+    }
+    if (rc == 0 && why[0])
+        rc = sm_errorf(eb, SM_ENOFIT, "%s", why);
+    else if (rc != 0 && why[0]) {
+        char m[SM_ERRBUF_SIZE];
+        snprintf(m, sizeof m, "%s", eb->msg);
+        sm_errorf(eb, rc, "%.500s; %.500s", m, why);
+    }
+    sm_deploy_free(&dep);
+    sm_net_free(&net);
+    return rc;
+}
+
+static volatile int sm__stop = 0;
+static void sm__on_signal(int sig)
+{
+    (void)sig;
+    sm__stop = 1;
+}
+
+int sm_cmd_train(int argc, char **argv)
+{
+    enum { O_ITER = 1, O_BATCH, O_LR, O_SEED, O_THREADS, O_TEST, O_TBITS, O_WBITS, O_CHIP, O_OUT, O_JSON, O_PROG,
+           O_NOPROG };
+    static const struct option opts[] = {
+        {"iterations", required_argument, 0, O_ITER}, {"batch", required_argument, 0, O_BATCH},
+        {"lr", required_argument, 0, O_LR},           {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS}, {"test-trials", required_argument, 0, O_TEST},
+        {"trace-bits", required_argument, 0, O_TBITS}, {"weight-bits", required_argument, 0, O_WBITS},
+        {"chip", required_argument, 0, O_CHIP},       {"out", required_argument, 0, O_OUT},
+        {"json", no_argument, 0, O_JSON},             {"progress", no_argument, 0, O_PROG},
+        {"no-progress", no_argument, 0, O_NOPROG},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    uint64_t iters = 0, batch = 0, seed = 1, threads = 0, test_trials = 256, tbits = 0, wbits = 0;
+    double lr = -1;
+    const char *out = NULL, *chip = "loihi";
+    int json = 0, progress = -1, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case O_ITER: bad = sm_cli_u64("train", "--iterations", optarg, &iters) || iters < 1 || iters > 10000000; break;
+        case O_BATCH: bad = sm_cli_u64("train", "--batch", optarg, &batch) || batch < 1 || batch > 65536; break;
+        case O_LR: bad = sm_cli_double("train", "--lr", optarg, &lr) || !(lr > 0); break;
+        case O_SEED: bad = sm_cli_u64("train", "--seed", optarg, &seed) || seed > (uint64_t)INT64_MAX; break;
+        case O_THREADS: bad = sm_cli_u64("train", "--threads", optarg, &threads) || threads < 1 || threads > 1024; break;
+        case O_TEST: bad = sm_cli_u64("train", "--test-trials", optarg, &test_trials) || test_trials > 1000000; break;
+        case O_TBITS: bad = sm_cli_u64("train", "--trace-bits", optarg, &tbits) || tbits == 1 || tbits > 32; break;
+        case O_WBITS: bad = sm_cli_u64("train", "--weight-bits", optarg, &wbits) || wbits == 1 || wbits > 32; break;
+        case O_CHIP: chip = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_JSON: json = 1; break;
+        case O_PROG: progress = 1; break;
+        case O_NOPROG: progress = 0; break;
+        case 'h': fputs(sm_usage_train, stdout); return 0;
+        case ':':
+            fprintf(stderr, "spikemesh train: option '%s' needs a value (see --help)\n", argv[optind - 1]);
+            return SM_EXIT_BADINPUT;
+        default:
+            fprintf(stderr, "spikemesh train: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            return SM_EXIT_BADINPUT;
+        }
+        if (bad) {
+            fprintf(stderr, "spikemesh train: %s '%s': out of range (see --help)\n", opts[c - 1].name, optarg);
+            return SM_EXIT_BADINPUT;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "spikemesh train: which task? (pattern, evidence or a task JSON file; see --help)\n");
+        return SM_EXIT_BADINPUT;
+    }
+    if (optind + 1 < argc) {
+        fprintf(stderr, "spikemesh train: unexpected argument '%s' (see --help)\n", argv[optind + 1]);
+        return SM_EXIT_BADINPUT;
+    }
+    const char *spec = argv[optind];
+    sm_task_t task;
+    sm_errbuf_t eb = {0};
+    if (strcmp(spec, "pattern") == 0)
+        sm__task_pattern(&task);
+    else if (strcmp(spec, "evidence") == 0)
+        sm__task_evidence(&task);
+    else if (strchr(spec, '/') || strstr(spec, ".json") || access(spec, F_OK) == 0) {
+        if (sm__task_load(spec, &task, &eb) != 0) {
+            fprintf(stderr, "spikemesh train: %s\n", eb.msg);
+            return SM_EXIT_BADINPUT;
+        }
+    } else {
+        fprintf(stderr, "spikemesh train: unknown task '%s' (built-in: pattern, evidence; or a task JSON file)\n",
+                spec);
+        return SM_EXIT_BADINPUT;
+    }
+    if (iters)
+        task.iterations = (uint32_t)iters;
+    if (batch)
+        task.batch = (uint32_t)batch;
+    if (lr > 0)
+        task.lr = lr;
+    task.p.trace_bits = (uint32_t)tbits;
+    task.p.weight_bits = (uint32_t)wbits;
+    int cls = task.p.loss == SM_EPROP_CLASSIFICATION;
+    if (out && mkdir(out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "spikemesh train: --out '%s': cannot create the folder: %s\n", out, strerror(errno));
+        return SM_EXIT_BADINPUT;
+    }
+
+    sm_eprop_net_t net;
+    sm_opt_t opt = {0};
+    sm_eprop_grad_t g = {0};
+    sm__batch_t bt = {0};
+    sm__curve_t cv = {0};
+    int status = SM_EXIT_BADINPUT;
+    if (sm_eprop_net_init(&net, &task.p, seed, &eb) != 0) {
+        fprintf(stderr, "spikemesh train: %s\n", eb.msg);
+        return SM_EXIT_BADINPUT;
+    }
+    /* Refuse before training when the traces do not fit. */
+    char *txt = sm__net_json(&net, &task);
+    uint64_t trace_bytes = 0;
+    if (!txt || sm__check_fit(txt, &task.p, chip, seed, &trace_bytes, &eb) != 0) {
+        fprintf(stderr, "spikemesh train: %s: %s\n", task.name, txt ? eb.msg : "out of memory");
+        free(txt);
+        sm_eprop_net_free(&net);
+        return SM_EXIT_BADINPUT;
+    }
+    free(txt);
+    txt = NULL;
+    if (sm_opt_init(&opt, SM_OPT_ADAM, task.lr, &task.p) != 0 || sm_eprop_grad_alloc(&g, &task.p) != 0 ||
+        sm__batch_alloc(&bt, &task, task.batch) != 0) {
+        fprintf(stderr, "spikemesh train: out of memory\n");
+        goto done;
+    }
+    opt.w_min = task.w_min;
+    opt.w_max = task.w_max;
+    cv.loss = calloc(task.iterations, sizeof(double));
+    cv.acc = calloc(task.iterations, sizeof(double));
+    cv.rate = calloc(task.iterations, sizeof(double));
+    cv.wall = calloc(task.iterations, sizeof(double));
+    if (!cv.loss || !cv.acc || !cv.rate || !cv.wall) {
+        fprintf(stderr, "spikemesh train: out of memory\n");
+        goto done;
+    }
+    signal(SIGINT, sm__on_signal);
+    signal(SIGTERM, sm__on_signal);
+    int bar = progress > 0 || (progress < 0 && !json && isatty(STDERR_FILENO));
+    sm_eprop_counters_t ops = {0};
+    uint64_t t0 = uv_hrtime();
+    double reach_wall = -1, loop_s = 0;
+    int64_t reach_it = -1;
+    if (!json)
+        printf("spikemesh train: %s, %u inputs, %u LIF + %u ALIF, %u readouts, %u steps, batch %u, Adam lr %g, "
+               "seed %llu\n", task.name, task.p.n_in, task.p.n_rec - task.p.n_alif, task.p.n_alif, task.p.n_out,
+               task.nsteps, task.batch, task.lr, (unsigned long long)seed);
+    for (uint32_t it = 0; it < task.iterations && !sm__stop; it++) {
+        for (uint32_t b = 0; b < task.batch; b++)
+            sm__make_trial(&task, seed, it * task.batch + b, &bt, b);
+        if (sm_eprop_batch(&net, bt.tr, task.batch, it * task.batch, (uint32_t)threads, &g, &eb) != 0) {
+            fprintf(stderr, "spikemesh train: %s\n", eb.msg);
+            goto done;
+        }
+        sm_opt_step(&opt, &net, &g, &ops);
+        ops.trace_updates += g.ops.trace_updates;
+        ops.learning_packets += g.ops.learning_packets;
+        ops.neuron_updates += g.ops.neuron_updates;
+        ops.spikes += g.ops.spikes;
+        double spk = 0;
+        for (uint32_t j = 0; j < task.p.n_rec; j++)
+            spk += g.spikes[j];
+        cv.loss[it] = g.loss / g.trials;
+        cv.acc[it] = g.correct / g.trials;
+        cv.rate[it] = spk / g.trials / task.p.n_rec / (task.nsteps * task.p.dt * 1e-3);
+        cv.wall[it] = (double)(uv_hrtime() - t0) * 1e-9;
+        cv.n = it + 1;
+        /* Accuracy reached: the mean over the last 10 batches (fresh trials, before their update) >= 93%. */
+        if (cls && reach_it < 0 && it >= 9) {
+            double m = 0;
+            for (uint32_t q = it - 9; q <= it; q++)
+                m += cv.acc[q];
+            if (m / 10 >= 0.93) {
+                reach_it = it + 1;
+                reach_wall = cv.wall[it];
+            }
+        }
+        if (!json) {
+            if (bar)
+                fprintf(stderr, "\r\033[K");
+            if (cls)
+                printf("iteration %u: loss %.6f, accuracy %.3f, rate %.1f Hz\n", it + 1, cv.loss[it], cv.acc[it],
+                       cv.rate[it]);
+            else
+                printf("iteration %u: loss %.6f (%.1f%% of the first), rate %.1f Hz\n", it + 1, cv.loss[it],
+                       100.0 * cv.loss[it] / cv.loss[0], cv.rate[it]);
+            fflush(stdout);
+        }
+        if (bar) {
+            int w = 30, f = (int)((double)w * (it + 1) / task.iterations);
+            fprintf(stderr, "\r[%.*s%*s] %u/%u loss %.4g", f, "##############################", w - f, "", it + 1,
+                    task.iterations, cv.loss[it]);
+            fflush(stderr);
+        }
+    }
+    loop_s = (double)(uv_hrtime() - t0) * 1e-9;
+    if (bar)
+        fprintf(stderr, "\r\033[K");
+    /* Accuracy on fresh trials never used for training. */
+    double test_acc = -1;
+    if (cls && test_trials > 0 && !sm__stop) {
+        double corr = 0, n = 0;
+        for (uint64_t k = 0; k < test_trials; k += task.batch) {
+            uint32_t m = (uint32_t)(test_trials - k < task.batch ? test_trials - k : task.batch);
+            for (uint32_t b = 0; b < m; b++)
+                sm__make_trial(&task, seed, 0x80000000u + (uint32_t)k + b, &bt, b);
+            if (sm_eprop_batch(&net, bt.tr, m, 0x80000000u + (uint32_t)k, (uint32_t)threads, &g, &eb) != 0)
+                break;
+            corr += g.correct;
+            n += g.trials;
+        }
+        test_acc = n > 0 ? corr / n : -1;
+    }
+    double thr = loop_s > 0 ? (double)ops.trace_updates / loop_s : 0;
+    if (out) {
+        size_t len;
+        char *csv = sm__curve_csv(&cv, cls, &len);
+        int rc = csv ? sm__write_atomic(out, "learning_curve.csv", csv, len, &eb) : SM_ENOMEM;
+        free(csv);
+        char *svg = rc == 0 ? sm__curve_svg(&cv, cls, task.name, &len) : NULL;
+        if (rc == 0)
+            rc = svg ? sm__write_atomic(out, "learning_curve.svg", svg, len, &eb) : SM_ENOMEM;
+        free(svg);
+        txt = rc == 0 ? sm__net_json(&net, &task) : NULL;
+        if (rc == 0)
+            rc = txt ? sm__write_atomic(out, "trained_network.json", txt, strlen(txt), &eb) : SM_ENOMEM;
+        if (rc != 0) {
+            fprintf(stderr, "spikemesh train: %s\n", rc == SM_ENOMEM ? "out of memory" : eb.msg);
+            goto done;
+        }
+    }
+    double first = cv.n ? cv.loss[0] : 0, last = cv.n ? cv.loss[cv.n - 1] : 0;
+    if (json) {
+        json_t *o = json_pack("{s:s,s:i,s:i,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:f}", "task", task.name, "iterations",
+                              (json_int_t)cv.n, "batch", (json_int_t)task.batch, "first_loss", first, "final_loss",
+                              last, "loss_ratio", first > 0 ? last / first : 0.0, "wall_seconds", loop_s,
+                              "trace_updates", (json_int_t)ops.trace_updates, "weight_updates",
+                              (json_int_t)ops.weight_updates, "learning_packets", (json_int_t)ops.learning_packets,
+                              "trace_bytes", (json_int_t)trace_bytes, "trace_updates_per_second", thr);
+        if (cls) {
+            json_object_set_new(o, "final_batch_accuracy", json_real(cv.n ? cv.acc[cv.n - 1] : 0.0));
+            json_object_set_new(o, "test_accuracy", json_real(test_acc));
+            json_object_set_new(o, "iterations_to_93", json_integer(reach_it));
+            json_object_set_new(o, "seconds_to_93", json_real(reach_wall));
+        }
+        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s)
+            puts(s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("  %-15s %.6g -> %.6g (%.1f%% of the first)\n", "loss", first, last, first > 0 ? 100 * last / first : 0);
+        if (cls) {
+            printf("  %-15s %.3f on %llu fresh trials\n", "accuracy", test_acc, (unsigned long long)test_trials);
+            if (reach_it > 0)
+                printf("  %-15s 93%% (mean of 10 batches) at iteration %lld, %.1f s\n", "reached", (long long)reach_it,
+                       reach_wall);
+        }
+        printf("  %-15s %.1f s, %.3g synapse-trace updates per second\n", "wall time", loop_s, thr);
+        printf("  %-15s %llu trace updates, %llu weight updates, %llu learning-signal packets; traces %llu B\n",
+               "operations", (unsigned long long)ops.trace_updates, (unsigned long long)ops.weight_updates,
+               (unsigned long long)ops.learning_packets, (unsigned long long)trace_bytes);
+        if (out)
+            printf("  %-15s %s/{learning_curve.csv,learning_curve.svg,trained_network.json}\n", "outputs", out);
+    }
+    status = sm__stop ? SM_EXIT_INTERRUPTED : 0;
+done:
+    free(txt);
+    free(cv.loss);
+    free(cv.acc);
+    free(cv.rate);
+    free(cv.wall);
+    sm__batch_free(&bt);
+    sm_eprop_grad_free(&g);
+    sm_opt_free(&opt);
+    sm_eprop_net_free(&net);
+    return status;
+}
