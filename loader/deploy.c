@@ -385,7 +385,7 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
         snprintf(out, cap, "%s would fit", mesh);
     else if (rc == SM_ENOFIT)
         snprintf(out, cap, "a %llux%llu mesh (%s) would hold the cores but not the routing tables of %u entries "
-                 "per router, which are not compressed yet; use a chip with larger routing tables",
+                 "per router, even compressed; use a chip with larger routing tables",
                  (unsigned long long)w, (unsigned long long)h, mesh, chip->table_entries);
     else
         snprintf(out, cap, "%s would hold the cores (the trial deployment on it failed: %s)", mesh,
@@ -614,7 +614,8 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
     if (kb >= 32 || (uint64_t)np << kb > UINT32_MAX)
         return sm_errorf(eb, SM_ENOFIT, "%u population pieces of up to %u neurons need more than 32 key bits", np,
                          chip->max_neurons);
-    if ((rc = sm_mesh_init(&d->mesh, chip->width, chip->height, chip->cores_per_tile, chip->table_entries)) != 0)
+    /* Tables are built without a limit, then compressed where they exceed the chip's capacity. */
+    if ((rc = sm_mesh_init(&d->mesh, chip->width, chip->height, chip->cores_per_tile, UINT32_MAX / 2)) != 0)
         return sm_errorf(eb, rc, "cannot build a %ux%u mesh: %s", chip->width, chip->height, sm_strerror(rc));
     if (chip->chips_x * chip->chips_y > 1) { /* a board: which links join chips */
         d->mesh.chip_w = chip->width / chip->chips_x;
@@ -677,15 +678,6 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
             tn += nt;
             d->tree_off[q + 1] = tn;
         }
-        if (rc == SM_ENOFIT) {
-            char msg[SM_ERRBUF_SIZE];
-            snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
-            rc = sm_errorf(eb, SM_ENOFIT,
-                           "network '%s' does not fit chip '%s': %s after %u of %u population pieces; routing "
-                           "tables are not compressed yet, so spread the network with a wider --chip mesh or a "
-                           "chip with larger tables",
-                           net->name, chip->name, msg, q, np);
-        }
     }
     free(mark);
     free(dst);
@@ -697,8 +689,44 @@ static int sm__route(const sm_net_t *net, const sm_chip_t *chip, sm_deploy_t *d,
         if (t)
             d->trees = t;
     }
-    uint32_t tiles = sm_mesh_tiles(&d->mesh);
+    uint32_t tiles = sm_mesh_tiles(&d->mesh), fullest = 0;
+    uint64_t before = 0;
     for (uint32_t t = 0; t < tiles; t++) {
+        before += d->mesh.tables[t].n;
+        if (d->mesh.tables[t].n > fullest)
+            fullest = d->mesh.tables[t].n;
+    }
+    d->table_entries_uncompressed = before;
+    d->max_table_uncompressed = fullest;
+    if (fullest > chip->table_entries || d->compress_all) {
+        /* Ordered covering on the keys in use: every key keeps its routers, links and cores. */
+        uint64_t nk = 0;
+        for (uint32_t q = 0; q < np; q++)
+            nk += pieces[q].ndest ? pieces[q].count : 0;
+        uint32_t *keys = malloc((nk ? nk : 1) * sizeof *keys);
+        if (!keys)
+            return sm_errorf(eb, SM_ENOMEM, "out of memory compressing the routing tables");
+        nk = 0;
+        for (uint32_t q = 0; q < np; q++)
+            for (uint32_t i = 0; pieces[q].ndest && i < pieces[q].count; i++)
+                keys[nk++] = pieces[q].key + i;
+        for (uint32_t t = 0; t < tiles; t++)
+            d->mesh.tables[t].cap = chip->table_entries;
+        rc = sm_mesh_compress(&d->mesh, keys, nk, d->compress_all ? 0 : chip->table_entries, NULL, NULL, eb);
+        free(keys);
+        if (rc == SM_ENOFIT) {
+            char msg[SM_ERRBUF_SIZE];
+            snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
+            return sm_errorf(eb, SM_ENOFIT,
+                             "network '%s' does not fit chip '%s': its routing tables need up to %u entries a "
+                             "router; compressed, %s; spread the network over a larger mesh or a chip with larger "
+                             "tables", net->name, chip->name, fullest, msg);
+        }
+        if (rc)
+            return rc;
+    }
+    for (uint32_t t = 0; t < tiles; t++) {
+        d->mesh.tables[t].cap = chip->table_entries;
         d->table_entries += d->mesh.tables[t].n;
         if (d->mesh.tables[t].n > d->max_table)
             d->max_table = d->mesh.tables[t].n;
@@ -821,6 +849,7 @@ int sm_deploy_build_ex(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed
     }
     sm_placer_t placer = opts ? opts->placer : SM_PLACE_ORDER;
     d->placer = placer;
+    d->compress_all = opts ? opts->compress_all : 0;
     if ((rc = sm__connect(net, seed, d, eb)) != 0)
         goto fail;
     if (opts && opts->placement) {

@@ -610,9 +610,17 @@ expect_fail "delay longer than the chip's max_delay_steps" \
     "chip-delay\.json: .*projection 0 \(a -> b\) has a delay of 20 steps, more than the 16 steps chip 'small' supports" \
     -- run chip-delay.json --chip small
 
-expect_fail "cuba on the small chip: enough cores on a larger mesh, but not routing tables" \
-    "network 'cuba:4000' does not fit chip 'small': it needs at least [0-9]+ cores, [0-9]+ more than the 8 cores .*a [0-9]+x[0-9]+ mesh \(--chip small:[0-9]+x[0-9]+\) would hold the cores but not the routing tables of 256 entries per router" \
+expect_fail "cuba on the small chip: a larger mesh fits, with compressed tables" \
+    "network 'cuba:4000' does not fit chip 'small': it needs at least [0-9]+ cores, [0-9]+ more than the 8 cores .*--chip small:[0-9]+x[0-9]+ would fit" \
     -- info cuba --chip small
+mk chip-tinytables.json <<'EOF'
+{"name": "tinytables", "mesh": {"width": 4, "height": 4}, "cores_per_tile": 2,
+ "core": {"max_neurons": 256, "synapse_memory_bytes": 65536, "max_fan_in": 1024},
+ "router": {"table_entries": 2}}
+EOF
+expect_fail "routing tables that do not fit even compressed" \
+    "network 'cuba:1000' does not fit chip 'tinytables': its routing tables need up to [0-9]+ entries a router; compressed, router \\([0-9]+,[0-9]+\\): [0-9]+ entries do not compress below 2, its capacity" \
+    -- info cuba:1000 --chip chip-tinytables.json
 
 mk chip-tiny.json <<'EOF'
 {

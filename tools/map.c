@@ -121,7 +121,7 @@ int sm_cmd_map(int argc, char **argv)
         sm_net_free(&net);
         return SM_EXIT_BADINPUT;
     }
-    sm_deploy_opts_t dop = {.placer = placer, .estimate = 1};
+    sm_deploy_opts_t dop = {.placer = placer, .estimate = 1, .compress_all = 1};
     if (sm_deploy_build_ex(&net, &chip, seed, &dop, &dep, &eb) != 0) {
         fprintf(stderr, "spikemesh map: %s\n", eb.msg);
         sm_net_free(&net);
@@ -156,7 +156,7 @@ int sm_cmd_map(int argc, char **argv)
     if (json) {
         json_t *o = json_pack(
             "{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:{s:{s:f,s:f,s:f,s:I},s:{s:f,s:f,s:f,s:I},s:{s:f,s:f,s:f,s:I},"
-            "s:{s:f,s:f,s:f,s:I}},s:{s:f,s:f,s:f},s:{s:I,s:I,s:I},s:s,s:f,s:I,s:f}",
+            "s:{s:f,s:f,s:f,s:I}},s:{s:f,s:f,s:f},s:{s:I,s:I,s:I,s:I,s:I},s:s,s:f,s:I,s:f}",
             "network", net.name, "chip", chip.name, "placer", sm_placer_name(placer), "neurons", (json_int_t)dep.n,
             "synapses", (json_int_t)dep.nsyn, "cores_used", (json_int_t)dep.ncores, "partition_rounds",
             (json_int_t)dep.fanout_rounds, "utilization", "neurons", "min", sn.min, "mean", sn.sum / nc, "max",
@@ -164,8 +164,9 @@ int sm_cmd_map(int argc, char **argv)
             "max", sm.max, "limit", (json_int_t)chip.synapse_memory, "fan_in", "min", sfi.min, "mean", sfi.sum / nc,
             "max", sfi.max, "limit", (json_int_t)chip.max_fan_in, "fan_out", "min", sfo.min, "mean", sfo.sum / nc,
             "max", sfo.max, "limit", (json_int_t)chip.max_fan_out, "estimated_traffic", "pair_hops_in_order",
-            dep.est_hops_order, "pair_hops", dep.est_hops, "tree_hops", tree_hops, "tables", "entries",
-            (json_int_t)dep.table_entries, "max_router", (json_int_t)dep.max_table, "capacity",
+            dep.est_hops_order, "pair_hops", dep.est_hops, "tree_hops", tree_hops, "tables", "entries_before",
+            (json_int_t)dep.table_entries_uncompressed, "max_router_before", (json_int_t)dep.max_table_uncompressed,
+            "entries", (json_int_t)dep.table_entries, "max_router", (json_int_t)dep.max_table, "capacity",
             (json_int_t)chip.table_entries, "placement_file", out, "seconds", secs, "peak_rss_kib",
             (json_int_t)ru.ru_maxrss, "deployment_bytes", dep_bytes);
         char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -191,8 +192,11 @@ int sm_cmd_map(int argc, char **argv)
                "when every neuron spikes once\n",
                "traffic", dep.est_hops, dep.est_hops_order,
                dep.est_hops_order > 0 ? 100.0 * (1.0 - dep.est_hops / dep.est_hops_order) : 0.0, tree_hops);
-        printf("  %-15s %llu entries in all, %u in the fullest router (capacity %u)\n", "routing tables",
-               (unsigned long long)dep.table_entries, dep.max_table, chip.table_entries);
+        printf("  %-15s %llu entries in all, %u in the fullest router before compression; %llu and %u after "
+               "(ratio %.2f; capacity %u)\n", "routing tables", (unsigned long long)dep.table_entries_uncompressed,
+               dep.max_table_uncompressed, (unsigned long long)dep.table_entries, dep.max_table,
+               dep.table_entries ? (double)dep.table_entries_uncompressed / (double)dep.table_entries : 1.0,
+               chip.table_entries);
         printf("  %-15s %.3f s, peak memory %.1f MiB (the deployment itself: %.1f MiB)\n", "mapping", secs,
                (double)ru.ru_maxrss / 1024.0, dep_bytes / 1048576.0);
         printf("  %-15s %s (spikemesh run %s --chip %s --placement %s)\n", "placement", out, network, chipspec, out);

@@ -155,6 +155,8 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
         {"w_in_scale", &t->p.w_in_scale, NULL}, {"w_rec_scale", &t->p.w_rec_scale, NULL},
         {"w_out_scale", &t->p.w_out_scale, NULL}, {"input_rate_hz", &t->in_rate_hz, NULL},
         {"noise_rate_hz", &t->noise_rate_hz, NULL}, {"feedback", NULL, NULL},
+        {"cues", NULL, &t->cues},             {"cue_ms", NULL, &t->cue_ms},
+        {"gap_ms", NULL, &t->gap_ms},         {"recall_ms", NULL, &t->recall_ms},
     };
     const char *k;
     json_t *v;
@@ -196,6 +198,10 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
         }
     }
     if (t->kind == SM_TASK_EVIDENCE) {
+        if (t->cues < 1 || t->cues > 31 || t->cue_ms < 1 || t->recall_ms < 1) {
+            rc = sm_errorf(eb, SM_ERANGE, "%s: evidence needs 1..31 cues, cue_ms >= 1 and recall_ms >= 1", path);
+            goto out;
+        }
         uint32_t need = t->cues * (t->cue_ms + t->gap_ms) + t->recall_ms + 1;
         if (t->nsteps < need || t->p.n_in < 4 || t->p.n_out != 2) {
             rc = sm_errorf(eb, SM_ERANGE, "%s: evidence needs steps >= %u, n_in >= 4 and 2 readouts", path, need);

@@ -167,6 +167,9 @@ typedef struct {
     double est_hops_order;  /* packets x hops over core pairs, one spike per neuron, with cores in order */
     double est_hops;        /* the same for the placement used */
     uint32_t fanout_rounds; /* partitions tried until every core met the fan-out limit */
+    int compress_all;     /* set before building (sm_deploy_opts_t.compress_all): minimise every table */
+    uint64_t table_entries_uncompressed; /* entries in all routers before compression */
+    uint32_t max_table_uncompressed;
     uint64_t table_entries; /* entries in all routers */
     uint32_t max_table;   /* fullest router's entries */
 } sm_deploy_t;
@@ -186,6 +189,8 @@ typedef struct {
     sm_placer_t placer;
     const sm_placement_t *placement; /* when not NULL: use it instead of partitioning and placing */
     int estimate;                    /* 1: estimate packets x hops even for the in-order placement */
+    int compress_all;                /* 1: compress every routing table as far as it goes (else only those over
+                                      * the chip's capacity) */
 } sm_deploy_opts_t;
 
 /* Generates connectivity (a pure function of net and seed), partitions neurons onto cores in order under
