@@ -268,7 +268,10 @@ int sm_noc_inject(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_
     return sm_noc_inject_copies(n, src, dst, key, tag, UINT64_MAX);
 }
 
-int sm_noc_inject_copies(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_t tag, uint64_t copies)
+/* Injects one packet at tile src: unicast to dst, multicast by key through the tables, or (tree != NULL) along a
+ * recorded tree. copies: destination cores it counts in `sent` (UINT64_MAX: found by walking its route). */
+static int sm__inject(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, const uint64_t *tree,
+                      const uint32_t *child0, uint64_t tag, uint64_t copies)
 {
     if (src >= n->tiles || (dst != UINT32_MAX && dst >= n->tiles))
         return SM_EINVAL;
@@ -282,10 +285,12 @@ int sm_noc_inject_copies(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, 
     p->src = p->tile = src;
     p->dst = dst;
     p->key = key;
+    p->tree = tree;
+    p->child0 = child0;
     n->live++;
     sm__route_here(n, p);
     if (copies == UINT64_MAX)
-        copies = dst != UINT32_MAX ? 1u : sm__dests_below(n, src, p->outs, p->cores, key);
+        copies = dst != UINT32_MAX ? 1u : sm__owed(n, p, p->outs);
     n->tot.sent += copies;
     n->tot.packets_injected++;
     if (p->outs == 0) { /* nowhere to go */
@@ -295,31 +300,14 @@ int sm_noc_inject_copies(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, 
     return sm__enqueue(n, i, SM__EJECT);
 }
 
+int sm_noc_inject_copies(sm_noc_t *n, uint32_t src, uint32_t dst, uint32_t key, uint64_t tag, uint64_t copies)
+{
+    return sm__inject(n, src, dst, key, NULL, NULL, tag, copies);
+}
+
 int sm_noc_inject_tree(sm_noc_t *n, const uint64_t *tree, const uint32_t *child0, uint64_t tag, uint64_t copies)
 {
-    uint32_t src = (uint32_t)(tree[0] >> 32);
-    if (src >= n->tiles)
-        return SM_EINVAL;
-    uint32_t i = sm__alloc(n);
-    if (i == UINT32_MAX)
-        return SM_ENOMEM;
-    sm__pkt_t *p = &n->pk[i];
-    memset(p, 0, sizeof *p);
-    p->created = p->ready = n->now;
-    p->tag = tag;
-    p->src = p->tile = src;
-    p->dst = UINT32_MAX;
-    p->tree = tree;
-    p->child0 = child0;
-    n->live++;
-    sm__route_here(n, p);
-    n->tot.sent += copies;
-    n->tot.packets_injected++;
-    if (p->outs == 0) {
-        sm__free(n, i);
-        return 0;
-    }
-    return sm__enqueue(n, i, SM__EJECT);
+    return sm__inject(n, (uint32_t)(tree[0] >> 32), UINT32_MAX, 0, tree, child0, tag, copies);
 }
 
 void sm_noc_tree_children(const uint64_t *tree, uint32_t n, uint32_t *child0)
