@@ -23,6 +23,17 @@ check "spikemesh run loads trained_network.json" [ $? -eq 0 ]
 "$SPIKEMESH" train pattern --iterations 3 --batch 3 --threads 1 --out "$tmp/s" >/dev/null 2>&1
 check "1 and 2 threads give the same trained network" cmp -s "$tmp/q/trained_network.json" "$tmp/s/trained_network.json"
 
+# A short evidence task (one cue, 100 ms delay) learns: every trial's inputs are its own (the batch's buffers are
+# reused, and a cue group silent in this trial must not keep an earlier trial's spikes).
+printf '{"task": "evidence", "cues": 1, "steps": 400, "iterations": 40, "batch": 16}' >"$tmp/ev.json"
+"$SPIKEMESH" train "$tmp/ev.json" --test-trials 64 --json >"$tmp/ev.out" 2>"$tmp/ev.err"
+check "train evidence (one cue) exits 0" [ $? -eq 0 ]
+acc=$(json_num "$tmp/ev.out" test_accuracy)
+check "one-cue evidence reaches 90% on fresh trials ($acc)" awk -v a="$acc" 'BEGIN { exit !(a >= 0.9) }'
+printf '{"task": "evidence", "cues": 0}' >"$tmp/ev0.json"
+"$SPIKEMESH" train "$tmp/ev0.json" >/dev/null 2>&1
+check "evidence with 0 cues exits 2" [ $? -eq 2 ]
+
 "$SPIKEMESH" train nosuchtask >/dev/null 2>"$tmp/e1"
 check "an unknown task exits 2" [ $? -eq 2 ]
 printf '{"task": "pattern", "bogus": 1}' >"$tmp/t.json"

@@ -25,7 +25,8 @@ static const char *const sm_usage_train =
     "options:\n"
     "  --iterations N     weight updates (default: the task's, pattern 400, evidence 500)\n"
     "  --batch B          trials per update (default: the task's, pattern 1, evidence 32)\n"
-    "  --lr X             learning rate of Adam (default: the task's)\n"
+    "  --lr X             learning rate of Adam (default: the task's; evidence decays it by 0.7 every 100\n"
+    "                     iterations, docs/eprop.md)\n"
     "  --seed N           random seed for weights and trials (default 1)\n"
     "  --threads N        worker threads (default: one per CPU); results are identical for any N\n"
     "  --test-trials N    classification: fresh trials to measure the accuracy on at the end (default 256)\n"
@@ -48,6 +49,8 @@ typedef struct {
     sm_eprop_params_t p;
     uint32_t nsteps, iterations, batch;
     double lr, w_min, w_max;
+    double lr_decay;         /* Adam's rate is lr * lr_decay^floor(iteration / lr_decay_every) (1: constant) */
+    uint32_t lr_decay_every;
     double in_rate_hz;     /* pattern: frozen Poisson inputs; evidence: cue rate */
     double noise_rate_hz;  /* evidence: background group */
     uint32_t cues, cue_ms, gap_ms, delay_ms, recall_ms;
@@ -74,6 +77,8 @@ static void sm__task_pattern(sm_task_t *t)
     t->iterations = 400;
     t->batch = 1;
     t->lr = 0.003;
+    t->lr_decay = 1.0;
+    t->lr_decay_every = 100;
     t->w_min = -INFINITY;
     t->w_max = INFINITY;
     t->in_rate_hz = 50.0;
@@ -92,12 +97,12 @@ static void sm__task_evidence(sm_task_t *t)
     t->p.n_alif = 50;
     t->p.n_out = 2;
     t->p.tau_a = 2000.0;
-    t->p.beta = 0.05;
+    t->p.beta = 0.0174; /* Bellec et al.'s 1.7 (1 - rho) / (1 - alpha), in these units (docs/eprop.md) */
     t->p.loss = SM_EPROP_CLASSIFICATION;
-    t->p.c_reg = 50.0;
+    t->p.c_reg = 2.0;   /* their reg_f 1 on (rate - target)^2 */
     t->p.f_target_hz = 10.0;
     t->p.w_in_scale = 1.0;
-    t->p.w_rec_scale = 0.5;
+    t->p.w_rec_scale = 1.0;
     t->p.w_out_scale = 1.0;
     t->cues = 7;
     t->cue_ms = 100;
@@ -108,6 +113,8 @@ static void sm__task_evidence(sm_task_t *t)
     t->iterations = 500;
     t->batch = 32;
     t->lr = 0.005;
+    t->lr_decay = 0.7;
+    t->lr_decay_every = 100;
     t->w_min = -INFINITY;
     t->w_max = INFINITY;
     t->in_rate_hz = 40.0;
@@ -157,6 +164,7 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
         {"noise_rate_hz", &t->noise_rate_hz, NULL}, {"feedback", NULL, NULL},
         {"cues", NULL, &t->cues},             {"cue_ms", NULL, &t->cue_ms},
         {"gap_ms", NULL, &t->gap_ms},         {"recall_ms", NULL, &t->recall_ms},
+        {"lr_decay", &t->lr_decay, NULL},     {"lr_decay_every", NULL, &t->lr_decay_every},
     };
     const char *k;
     json_t *v;
@@ -208,6 +216,10 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
             goto out;
         }
         t->delay_ms = t->nsteps - t->cues * (t->cue_ms + t->gap_ms) - t->recall_ms;
+    }
+    if (!(t->lr > 0) || !(t->lr_decay > 0 && t->lr_decay <= 1) || t->lr_decay_every < 1) {
+        rc = sm_errorf(eb, SM_ERANGE, "%s: lr must be positive, lr_decay in (0, 1] and lr_decay_every >= 1", path);
+        goto out;
     }
     if (t->nsteps < 1 || t->iterations < 1 || t->batch < 1) {
         rc = sm_errorf(eb, SM_ERANGE, "%s: steps, iterations and batch must be at least 1", path);
@@ -304,8 +316,11 @@ static void sm__make_trial(const sm_task_t *t, uint64_t seed, uint32_t id, sm__b
                             : grp == 1 ? (cue_on && !cue_left ? pc : 0.0)
                             : grp == 2 ? (recall ? pc : 0.0)
                                        : pn;
-                if (pr <= 0.0)
+                /* The batch's buffers are reused from trial to trial: every entry is written, silent ones too. */
+                if (pr <= 0.0) {
+                    x[(size_t)s * ni + i] = 0;
                     continue;
+                }
                 sm_philox(seed, SM_STREAM_EPROP_TASK, id, i, s, o);
                 x[(size_t)s * ni + i] = sm_u01(o[0], o[1]) < pr;
             }
@@ -715,9 +730,10 @@ int sm_cmd_train(int argc, char **argv)
     double reach_wall = -1, loop_s = 0;
     int64_t reach_it = -1;
     if (!json)
-        printf("spikemesh train: %s, %u inputs, %u LIF + %u ALIF, %u readouts, %u steps, batch %u, Adam lr %g, "
-               "seed %llu\n", task.name, task.p.n_in, task.p.n_rec - task.p.n_alif, task.p.n_alif, task.p.n_out,
-               task.nsteps, task.batch, task.lr, (unsigned long long)seed);
+        printf("spikemesh train: %s, %u inputs, %u LIF + %u ALIF, %u readouts, %u steps, batch %u, Adam lr %g "
+               "(x %g every %u iterations), seed %llu\n", task.name, task.p.n_in, task.p.n_rec - task.p.n_alif,
+               task.p.n_alif, task.p.n_out, task.nsteps, task.batch, task.lr, task.lr_decay, task.lr_decay_every,
+               (unsigned long long)seed);
     for (uint32_t it = 0; it < task.iterations && !sm__stop; it++) {
         for (uint32_t b = 0; b < task.batch; b++)
             sm__make_trial(&task, seed, it * task.batch + b, &bt, b);
@@ -725,6 +741,7 @@ int sm_cmd_train(int argc, char **argv)
             fprintf(stderr, "spikemesh train: %s\n", eb.msg);
             goto done;
         }
+        opt.lr = task.lr * pow(task.lr_decay, (double)(it / task.lr_decay_every));
         sm_opt_step(&opt, &net, &g, &ops);
         ops.trace_updates += g.ops.trace_updates;
         ops.learning_packets += g.ops.learning_packets;
