@@ -375,8 +375,34 @@ SM__CLONES static void sm__row_alif(uint32_t np, double kappa, double ps, double
             gc[i] += L * eb[i];
 }
 
+/* Adds the row-contiguous gradient sums of w into g's weight layout (autapses do not exist). */
+static void sm__scatter(const sm_eprop_params_t *p, const sm_eprop_work_t *w, sm_eprop_grad_t *g, int reg)
+{
+    const uint32_t ni = p->n_in, nr = p->n_rec, np = w->np;
+    for (uint32_t j = 0; j < nr; j++) {
+        const double *gc = w->gc + (uint64_t)j * np, *ec = w->ec + (uint64_t)j * np;
+        sm__vadd(g->g_in + (uint64_t)j * ni, gc, ni);
+        for (uint32_t i = 0; i < nr; i++)
+            if (i != j)
+                g->g_rec[(uint64_t)j * nr + i] += gc[ni + i];
+        if (reg) {
+            sm__vadd(g->esum_in + (uint64_t)j * ni, ec, ni);
+            for (uint32_t i = 0; i < nr; i++)
+                if (i != j)
+                    g->esum_rec[(uint64_t)j * nr + i] += ec[ni + i];
+        }
+    }
+}
+
 void sm_eprop_trial(const sm_eprop_net_t *net, sm_eprop_work_t *w, const sm_eprop_trial_t *tr, uint32_t trial_id,
                     sm_eprop_grad_t *g, sm_eprop_record_t *rec)
+{
+    sm_eprop_trial_online(net, w, tr, trial_id, g, rec, 0, NULL, NULL);
+}
+
+void sm_eprop_trial_online(const sm_eprop_net_t *net, sm_eprop_work_t *w, const sm_eprop_trial_t *tr,
+                           uint32_t trial_id, sm_eprop_grad_t *g, sm_eprop_record_t *rec, uint32_t every,
+                           sm_eprop_update_fn fn, void *ctx)
 {
     const sm_eprop_params_t *p = &net->p;
     const uint32_t ni = p->n_in, nr = p->n_rec, no = p->n_out, np = w->np, T = tr->nsteps;
@@ -412,6 +438,7 @@ void sm_eprop_trial(const sm_eprop_net_t *net, sm_eprop_work_t *w, const sm_epro
     double bbar = 0.0, loss = 0.0;
     uint64_t spikes = 0, packets = 0;
     int label = -1;
+    uint32_t last = 0; /* step of the last online update */
 
     for (uint32_t t = 0; t < T; t++) {
         const uint8_t *x = tr->x + (uint64_t)t * ni;
@@ -513,7 +540,9 @@ void sm_eprop_trial(const sm_eprop_net_t *net, sm_eprop_work_t *w, const sm_epro
             w->learn[j] = L;
         }
         if (any) {
-            packets += tr->learn ? 0u : nr;
+            /* One multicast packet per readout, its error err_k as payload, to every recurrent core (each holds
+             * the feedback weights B_jk of its neurons and forms L_j itself). */
+            packets += tr->learn ? 0u : no;
             for (uint32_t k = 0; k < no; k++) {
                 double e = w->err[k];
                 double *go = g->g_out + (uint64_t)k * nr;
@@ -560,22 +589,20 @@ void sm_eprop_trial(const sm_eprop_net_t *net, sm_eprop_work_t *w, const sm_epro
             }
         }
         memcpy(w->zp, w->z, nr * sizeof(double));
-    }
-
-    /* Scatter the row-contiguous sums into the gradient's weight layout; autapses do not exist. */
-    for (uint32_t j = 0; j < nr; j++) {
-        const double *gc = w->gc + (uint64_t)j * np, *ec = w->ec + (uint64_t)j * np;
-        sm__vadd(g->g_in + (uint64_t)j * ni, gc, ni);
-        for (uint32_t i = 0; i < nr; i++)
-            if (i != j)
-                g->g_rec[(uint64_t)j * nr + i] += gc[ni + i];
-        if (reg) {
-            sm__vadd(g->esum_in + (uint64_t)j * ni, ec, ni);
-            for (uint32_t i = 0; i < nr; i++)
-                if (i != j)
-                    g->esum_rec[(uint64_t)j * nr + i] += ec[ni + i];
+        /* Online updates within the trial: hand the sums of the steps since the last update to fn, which applies
+         * them to the weights that the next steps read; the traces and the state carry on. */
+        if (fn && every && (t + 1) % every == 0 && t + 1 < T) {
+            sm__scatter(p, w, g, reg);
+            memset(w->gc, 0, (uint64_t)nr * np * sizeof(double));
+            if (reg)
+                memset(w->ec, 0, (uint64_t)nr * np * sizeof(double));
+            fn(ctx, g, t + 1 - last);
+            last = t + 1;
         }
     }
+
+    /* Scatter the row-contiguous sums into the gradient's weight layout. */
+    sm__scatter(p, w, g, reg);
     if (p->loss == SM_EPROP_CLASSIFICATION && label >= 0) {
         uint32_t best = 0;
         for (uint32_t k = 1; k < no; k++)
@@ -590,6 +617,8 @@ void sm_eprop_trial(const sm_eprop_net_t *net, sm_eprop_work_t *w, const sm_epro
     g->ops.learning_packets += packets;
     g->ops.neuron_updates += (uint64_t)T * (nr + no);
     g->ops.spikes += spikes;
+    if (fn)
+        fn(ctx, g, T - last);
 }
 
 /* ---- batches on threads ---- */

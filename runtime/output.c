@@ -117,11 +117,16 @@ static json_t *sm__xy(const sm_mesh_t *m, uint32_t t)
 
 static const char *const sm__dir_names[SM_NDIRS] = {"E", "N", "W", "S"};
 
-static json_t *sm__traffic_json(sm_sim_t *s)
+/* traffic.json of a deployment: its mesh's link, router and core counters and the per-core counters cc; tm, when
+ * not NULL, adds the timing model's figures (the cycle-level mesh's and each core's). */
+static json_t *sm__traffic_obj(const sm_deploy_t *d, const sm_core_counters_t *cc, const sm_timing_t *tmp)
 {
+    int timed = tmp != NULL;
     sm_timing_t tm;
-    int timed = sm_sim_timing(s, &tm) == 0;
-    const sm_deploy_t *d = s->d;
+    if (timed)
+        tm = *tmp;
+    else
+        memset(&tm, 0, sizeof tm);
     const sm_mesh_t *m = &d->mesh;
     uint32_t tiles = sm_mesh_tiles(m);
     json_t *links = json_array(), *routers = json_array(), *cores = json_array();
@@ -156,12 +161,12 @@ static json_t *sm__traffic_json(sm_sim_t *s)
             cores, json_pack("{s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "core", (json_int_t)c, "tile",
                              sm__xy(m, co->tile), "slot", (json_int_t)co->slot, "first_neuron", (json_int_t)co->first,
                              "neurons", (json_int_t)co->count, "synapse_bytes", (json_int_t)co->syn_bytes, "fan_in",
-                             (json_int_t)co->fan_in, "neuron_updates", (json_int_t)s->cc[c].neuron_updates,
-                             "synaptic_ops", (json_int_t)s->cc[c].synaptic_ops, "spikes_sent",
-                             (json_int_t)s->cc[c].spikes_sent, "packets_in", (json_int_t)s->cc[c].packets_in));
+                             (json_int_t)co->fan_in, "neuron_updates", (json_int_t)cc[c].neuron_updates,
+                             "synaptic_ops", (json_int_t)cc[c].synaptic_ops, "spikes_sent",
+                             (json_int_t)cc[c].spikes_sent, "packets_in", (json_int_t)cc[c].packets_in));
         if (timed) {
             json_t *last = json_array_get(cores, json_array_size(cores) - 1);
-            json_object_set_new(last, "active_updates", json_integer((json_int_t)s->cc[c].active_updates));
+            json_object_set_new(last, "active_updates", json_integer((json_int_t)cc[c].active_updates));
             json_object_set_new(last, "modelled_busy_ns", json_real(tm.core_busy_ns[c]));
             json_object_set_new(last, "energy_joules", json_real(tm.core_energy_pj[c] * 1e-12));
         }
@@ -169,6 +174,21 @@ static json_t *sm__traffic_json(sm_sim_t *s)
     return json_pack("{s:{s:I,s:I,s:I},s:o,s:o,s:o}", "mesh", "width", (json_int_t)m->width, "height",
                      (json_int_t)m->height, "cores_per_tile", (json_int_t)m->cores_per_tile, "links", links,
                      "routers", routers, "cores", cores);
+}
+
+static json_t *sm__traffic_json(sm_sim_t *s)
+{
+    sm_timing_t tm;
+    int timed = sm_sim_timing(s, &tm) == 0;
+    return sm__traffic_obj(s->d, s->cc, timed ? &tm : NULL);
+}
+
+char *sm_traffic_json_text(const sm_deploy_t *d, const sm_core_counters_t *cc)
+{
+    json_t *o = sm__traffic_obj(d, cc, NULL);
+    char *txt = o ? json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return txt;
 }
 
 char *sm_sim_summary_json(sm_sim_t *s, int indent)

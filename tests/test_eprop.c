@@ -411,6 +411,84 @@ static void test_batch_threads(void)
     sm_eprop_net_free(&net);
 }
 
+/* Online updates: an update every T steps of a T-step trial is the end-of-trial update of a batch of 1, bit for
+ * bit; shorter intervals change the weights during the trial. Learning-signal packets: one per readout per step
+ * of the error window. */
+typedef struct {
+    sm_opt_t *o;
+    sm_eprop_net_t *net;
+    uint32_t calls, steps;
+} online_t;
+
+static void online_cb(void *ctx, sm_eprop_grad_t *g, uint32_t steps)
+{
+    online_t *c = ctx;
+    c->calls++;
+    c->steps += steps;
+    g->trials = 1;
+    sm_eprop_grad_finish(g, &c->net->p, steps);
+    sm_opt_step(c->o, c->net, g, NULL);
+    sm_eprop_grad_zero(g, &c->net->p);
+}
+
+static void test_online_updates(void)
+{
+    sm_eprop_params_t p;
+    small_params(&p, SM_EPROP_CLASSIFICATION);
+    const uint32_t T = 60;
+    data_t d;
+    make_data(&d, &p, T, 1);
+    sm_eprop_trial_t tr = {.nsteps = T, .x = d.x, .target = d.target, .mask = d.mask};
+    uint32_t window = 0;
+    for (uint32_t t = 0; t < T; t++)
+        window += d.mask[t];
+    sm_eprop_net_t a, b, c;
+    CU_ASSERT_EQUAL_FATAL(sm_eprop_net_init(&a, &p, 5, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_eprop_net_init(&b, &p, 5, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_eprop_net_init(&c, &p, 5, NULL), 0);
+    sm_opt_t oa, ob, oc;
+    CU_ASSERT_EQUAL_FATAL(sm_opt_init(&oa, SM_OPT_ADAM, 0.01, &p), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_opt_init(&ob, SM_OPT_ADAM, 0.01, &p), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_opt_init(&oc, SM_OPT_ADAM, 0.01, &p), 0);
+    sm_eprop_grad_t g;
+    CU_ASSERT_EQUAL_FATAL(sm_eprop_grad_alloc(&g, &p), 0);
+    sm_eprop_work_t *w = sm_eprop_work_new(&p);
+    CU_ASSERT_FATAL(w != NULL);
+    uint64_t packets = 0;
+    for (uint32_t it = 0; it < 3; it++) {
+        CU_ASSERT_EQUAL(sm_eprop_batch(&a, &tr, 1, it, 1, &g, NULL), 0);
+        packets += g.ops.learning_packets;
+        sm_opt_step(&oa, &a, &g, NULL);
+        online_t cb = {&ob, &b, 0, 0};
+        sm_eprop_grad_zero(&g, &p);
+        sm_eprop_trial_online(&b, w, &tr, it, &g, NULL, T, online_cb, &cb);
+        CU_ASSERT_EQUAL(cb.calls, 1);
+        online_t cc = {&oc, &c, 0, 0};
+        sm_eprop_grad_zero(&g, &p);
+        sm_eprop_trial_online(&c, w, &tr, it, &g, NULL, 25, online_cb, &cc);
+        CU_ASSERT_EQUAL(cc.calls, 3); /* after steps 25 and 50, and at 60 */
+        CU_ASSERT_EQUAL(cc.steps, T);
+    }
+    CU_ASSERT_EQUAL(packets, (uint64_t)p.n_out * window * 3);
+    size_t nin = (size_t)p.n_rec * p.n_in, nrec = (size_t)p.n_rec * p.n_rec, nout = (size_t)p.n_out * p.n_rec;
+    CU_ASSERT(memcmp(a.w_in, b.w_in, nin * sizeof(double)) == 0);
+    CU_ASSERT(memcmp(a.w_rec, b.w_rec, nrec * sizeof(double)) == 0);
+    CU_ASSERT(memcmp(a.w_out, b.w_out, nout * sizeof(double)) == 0);
+    CU_ASSERT(memcmp(a.b_out, b.b_out, p.n_out * sizeof(double)) == 0);
+    CU_ASSERT(memcmp(a.w_rec, c.w_rec, nrec * sizeof(double)) != 0);
+    CU_ASSERT_EQUAL(ob.t, 3);
+    CU_ASSERT_EQUAL(oc.t, 9);
+    sm_eprop_work_free(w);
+    sm_eprop_grad_free(&g);
+    sm_opt_free(&oa);
+    sm_opt_free(&ob);
+    sm_opt_free(&oc);
+    sm_eprop_net_free(&a);
+    sm_eprop_net_free(&b);
+    sm_eprop_net_free(&c);
+    free_data(&d);
+}
+
 /* Fixed-point traces of 16 bits: the gradient's signs agree with float mode on more than 90% of the synapses
  * whose float gradient is not negligible. */
 static void test_fixed_point_signs(void)
@@ -476,6 +554,7 @@ int sm_test_eprop_register(void)
         !CU_add_test(s, "Adam and SGD against their closed forms, bounds", test_optimizers) ||
         !CU_add_test(s, "batches do not depend on threads; training lowers the loss", test_batch_threads) ||
         !CU_add_test(s, "16-bit traces agree in sign with float mode", test_fixed_point_signs) ||
+        !CU_add_test(s, "online updates every T steps = end of trial; packets per readout", test_online_updates) ||
         !CU_add_test(s, "bad parameters are refused", test_params_refused))
         return -1;
     return 0;

@@ -32,8 +32,11 @@ static const char *const sm_usage_train =
     "  --test-trials N    classification: fresh trials to measure the accuracy on at the end (default 256)\n"
     "  --trace-bits N     fixed-point traces of N bits (default 0: float64, the reference)\n"
     "  --weight-bits N    fixed-point weights of N bits (default 0: float64)\n"
+    "  --update-every N   update the weights every N steps within each trial and at its end, instead of once\n"
+    "                     per batch (default: the task's update_every, 0: once per batch)\n"
     "  --chip SPEC        the chip whose synapse memory must hold weights and traces (default loihi)\n"
-    "  --out DIR          write learning_curve.csv, learning_curve.svg and trained_network.json into DIR\n"
+    "  --out DIR          write learning_curve.csv, learning_curve.svg, trained_network.json and traffic.json\n"
+    "                     into DIR\n"
     "  --json             print one JSON object at the end instead of a line per iteration\n"
     "  --progress         always show the progress bar (default: only when stderr is a terminal)\n"
     "  --no-progress      never show it\n"
@@ -51,6 +54,7 @@ typedef struct {
     double lr, w_min, w_max;
     double lr_decay;         /* Adam's rate is lr * lr_decay^floor(iteration / lr_decay_every) (1: constant) */
     uint32_t lr_decay_every;
+    uint32_t update_every;   /* 0: one update per batch; N: an update every N steps of each trial and at its end */
     double in_rate_hz;     /* pattern: frozen Poisson inputs; evidence: cue rate */
     double noise_rate_hz;  /* evidence: background group */
     uint32_t cues, cue_ms, gap_ms, delay_ms, recall_ms;
@@ -165,6 +169,7 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
         {"cues", NULL, &t->cues},             {"cue_ms", NULL, &t->cue_ms},
         {"gap_ms", NULL, &t->gap_ms},         {"recall_ms", NULL, &t->recall_ms},
         {"lr_decay", &t->lr_decay, NULL},     {"lr_decay_every", NULL, &t->lr_decay_every},
+        {"update_every", NULL, &t->update_every},
     };
     const char *k;
     json_t *v;
@@ -532,18 +537,22 @@ static char *sm__net_json(const sm_eprop_net_t *net, const sm_task_t *t)
 
 /* Traces live beside the weights: deploys the exported network on the chip and checks every core's synapse memory
  * holds its synapses plus the traces of its recurrent neurons and its presynaptic traces. */
+/* On success the network and its deployment stay in *netp and *depp (the caller frees both, the deployment
+ * first): train counts its traffic on that mesh. */
 static int sm__check_fit(const char *txt, const sm_eprop_params_t *p, const char *chip_spec, uint64_t seed,
-                         uint64_t *trace_total, sm_errbuf_t *eb)
+                         uint64_t *trace_total, sm_net_t *netp, sm_deploy_t *depp, sm_errbuf_t *eb)
 {
-    sm_net_t net;
     sm_chip_t chip;
-    sm_deploy_t dep;
     int rc;
     *trace_total = 0;
+    memset(netp, 0, sizeof *netp);
+    memset(depp, 0, sizeof *depp);
     if ((rc = sm_chip_resolve(chip_spec, &chip, eb)) != 0)
         return rc;
-    if ((rc = sm_net_parse(txt, strlen(txt), "trained_network.json", &net, eb)) != 0)
+    if ((rc = sm_net_parse(txt, strlen(txt), "trained_network.json", netp, eb)) != 0)
         return rc;
+#define net (*netp)
+#define dep (*depp)
     /* Partition with every synapse charged its weight and the traces of an ALIF synapse (the most a synapse
      * needs), then check each core exactly. */
     uint32_t word = p->trace_bits ? p->trace_bits : 32u, base = chip.synapse_bytes;
@@ -587,9 +596,169 @@ static int sm__check_fit(const char *txt, const sm_eprop_params_t *p, const char
         snprintf(m, sizeof m, "%s", eb->msg);
         sm_errorf(eb, rc, "%.500s; %.500s", m, why);
     }
-    sm_deploy_free(&dep);
-    sm_net_free(&net);
+    if (rc != 0) {
+        sm_deploy_free(&dep);
+        sm_net_free(&net);
+    }
     return rc;
+#undef net
+#undef dep
+}
+
+/* ---- traffic and energy on the chip ---- */
+
+/* What training sent over the deployment's mesh and what its operations cost (docs/eprop.md). */
+typedef struct {
+    uint64_t spike_packets, learning_packets; /* multicast packets injected */
+    uint64_t spike_hops, learning_hops;       /* link traversals */
+    uint64_t spike_deliveries, learning_deliveries;
+    double spike_hop_pj, learning_hop_pj;     /* link traversals charged by direction (hop_ew/ns/chip_pj) */
+    uint32_t busy_tile;
+    int busy_dir;                             /* -1: no packet crossed a link */
+    uint64_t busy_packets;
+    sm_core_counters_t *cc;                   /* [ncores] */
+} sm__traffic_t;
+
+/* Link traversals, deliveries and hop energy of one packet along a recorded tree. */
+static void sm__tree_cost(const sm_mesh_t *m, const sm_costs_t *c, const uint64_t *tree, uint32_t n, uint64_t *hops,
+                          uint64_t *deliv, double *pj)
+{
+    *hops = 0;
+    *deliv = 0;
+    *pj = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t t = (uint32_t)(tree[i] >> 32), r = (uint32_t)tree[i];
+        for (int d = 0; d < SM_NDIRS; d++)
+            if (r & SM_ROUTE_LINK(d)) {
+                *hops += 1;
+                *pj += sm_mesh_link_is_inter(m, t, d) ? c->hop_chip_pj
+                       : d == SM_DIR_E || d == SM_DIR_W ? c->hop_ew_pj
+                                                         : c->hop_ns_pj;
+            }
+        *deliv += (uint64_t)__builtin_popcount(r >> 4);
+    }
+}
+
+/* Counts on dep's mesh (cleared first) the spikes of every input and recurrent neuron (nspk[n_in + n_rec], global
+ * ids of the exported network) along its piece's tree, and learn_per_readout learning-signal packets from each
+ * readout's core to every core holding recurrent neurons; fills the per-core counters (neuron_updates: recurrent
+ * and readout updates over `steps` steps). */
+static int sm__count_traffic(sm_deploy_t *dep, const sm_eprop_params_t *p, const uint64_t *nspk,
+                             uint64_t learn_per_readout, uint64_t steps, sm__traffic_t *tf, sm_errbuf_t *eb)
+{
+    sm_mesh_t *m = &dep->mesh;
+    const sm_costs_t *cost = &dep->chip.costs;
+    uint32_t nsrc = p->n_in + p->n_rec, tiles = sm_mesh_tiles(m), cpt = m->cores_per_tile;
+    int rc = 0;
+    memset(tf, 0, sizeof *tf);
+    tf->busy_dir = -1;
+    tf->cc = calloc(dep->ncores ? dep->ncores : 1u, sizeof *tf->cc);
+    uint64_t *tree = malloc((size_t)tiles * sizeof *tree);
+    uint32_t *dst = malloc(((size_t)dep->ncores + 1) * sizeof *dst);
+    sm_mesh_t lm = {0};
+    if (!tf->cc || !tree || !dst) {
+        rc = SM_ENOMEM;
+        goto out;
+    }
+    sm_mesh_clear_counters(m);
+    for (uint32_t q = 0; q < dep->npieces; q++) {
+        const sm_piece_t *pc = &dep->pieces[q];
+        uint64_t c = 0;
+        for (uint32_t id = pc->first; id < pc->first + pc->count; id++)
+            if (id < nsrc)
+                c += nspk[id];
+            else if (id < nsrc + p->n_out)
+                tf->cc[pc->core].neuron_updates += steps;
+        if (pc->first >= p->n_in && pc->first < nsrc)
+            tf->cc[pc->core].neuron_updates += steps * pc->count;
+        tf->cc[pc->core].spikes_sent += c;
+        if (c == 0 || pc->ndest == 0)
+            continue;
+        uint32_t n = (uint32_t)(dep->tree_off[q + 1] - dep->tree_off[q]);
+        uint64_t h, dl;
+        double pj;
+        sm__tree_cost(m, cost, dep->trees + dep->tree_off[q], n, &h, &dl, &pj);
+        tf->spike_packets += c;
+        tf->spike_hops += c * h;
+        tf->spike_deliveries += c * dl;
+        tf->spike_hop_pj += (double)c * pj;
+        sm_mesh_count_tree(m, dep->trees + dep->tree_off[q], n, c);
+    }
+    for (uint32_t i = 0; i < nsrc && i < dep->n; i++)
+        if (nspk[i])
+            for (uint64_t k = dep->row[i]; k < dep->row[i + 1]; k++)
+                tf->cc[dep->pieces[dep->piece_of[SM_SYN_POST(dep->syn[k].tgt)]].core].synaptic_ops += nspk[i];
+    /* Learning signals: each readout's packets form one multicast tree to the recurrent cores, built on a scratch
+     * mesh of the same shape (the deployment's tables stay as they are). */
+    uint32_t nd = 0;
+    for (uint32_t c = 0; c < dep->ncores; c++) {
+        const sm_core_t *co = &dep->cores[c];
+        if (co->first < nsrc && co->first + co->count > p->n_in)
+            dst[nd++] = co->tile * cpt + co->slot;
+    }
+    if (learn_per_readout > 0 && nd > 0) {
+        if ((rc = sm_mesh_init(&lm, m->width, m->height, cpt, p->n_out + 1u)) != 0)
+            goto out;
+        lm.chip_w = m->chip_w;
+        lm.chip_h = m->chip_h;
+        for (uint32_t k = 0; k < p->n_out; k++) {
+            uint32_t id = nsrc + k;
+            if (id >= dep->n) {
+                rc = sm_errorf(eb, SM_EINVAL, "readout %u is not in the deployment", k);
+                goto out;
+            }
+            const sm_core_t *co = &dep->cores[dep->pieces[dep->piece_of[id]].core];
+            uint32_t n = 0;
+            if ((rc = sm_mesh_add_tree(&lm, co->tile, k, 0xFFFFFFFFu, dst, nd, tree, &n, eb)) != 0)
+                goto out;
+            uint64_t h, dl;
+            double pj;
+            sm__tree_cost(m, cost, tree, n, &h, &dl, &pj);
+            tf->learning_packets += learn_per_readout;
+            tf->learning_hops += learn_per_readout * h;
+            tf->learning_deliveries += learn_per_readout * dl;
+            tf->learning_hop_pj += (double)learn_per_readout * pj;
+            sm_mesh_count_tree(m, tree, n, learn_per_readout);
+        }
+    }
+    for (uint32_t c = 0; c < dep->ncores; c++)
+        tf->cc[c].packets_in = m->core_packets[(size_t)dep->cores[c].tile * cpt + dep->cores[c].slot];
+    sm_mesh_busiest_link(m, &tf->busy_tile, &tf->busy_dir, &tf->busy_packets);
+out:
+    if (lm.tables)
+        sm_mesh_free(&lm);
+    free(tree);
+    free(dst);
+    return rc;
+}
+
+/* --update-every: each online update applies the steps' gradient with Adam; the trial's figures are kept for the
+ * learning curve. */
+typedef struct {
+    sm_opt_t *opt;
+    sm_eprop_net_t *net;
+    double loss, correct, trials;
+    double *spikes; /* [n_rec] */
+    sm_eprop_counters_t ops;
+} sm__online_t;
+
+static void sm__online_update(void *ctx, sm_eprop_grad_t *g, uint32_t steps)
+{
+    sm__online_t *o = ctx;
+    const sm_eprop_params_t *p = &o->net->p;
+    o->loss += g->loss;
+    o->correct += g->correct;
+    o->trials += g->trials;
+    o->ops.trace_updates += g->ops.trace_updates;
+    o->ops.learning_packets += g->ops.learning_packets;
+    o->ops.neuron_updates += g->ops.neuron_updates;
+    o->ops.spikes += g->ops.spikes;
+    for (uint32_t j = 0; j < p->n_rec; j++)
+        o->spikes[j] += g->spikes[j];
+    g->trials = 1; /* the steps since the last update count as one trial */
+    sm_eprop_grad_finish(g, p, steps);
+    sm_opt_step(o->opt, o->net, g, &o->ops);
+    sm_eprop_grad_zero(g, p);
 }
 
 static volatile int sm__stop = 0;
@@ -602,7 +771,7 @@ static void sm__on_signal(int sig)
 int sm_cmd_train(int argc, char **argv)
 {
     enum { O_ITER = 1, O_BATCH, O_LR, O_SEED, O_THREADS, O_TEST, O_TBITS, O_WBITS, O_CHIP, O_OUT, O_JSON, O_PROG,
-           O_NOPROG };
+           O_NOPROG, O_EVERY };
     static const struct option opts[] = {
         {"iterations", required_argument, 0, O_ITER}, {"batch", required_argument, 0, O_BATCH},
         {"lr", required_argument, 0, O_LR},           {"seed", required_argument, 0, O_SEED},
@@ -610,9 +779,11 @@ int sm_cmd_train(int argc, char **argv)
         {"trace-bits", required_argument, 0, O_TBITS}, {"weight-bits", required_argument, 0, O_WBITS},
         {"chip", required_argument, 0, O_CHIP},       {"out", required_argument, 0, O_OUT},
         {"json", no_argument, 0, O_JSON},             {"progress", no_argument, 0, O_PROG},
-        {"no-progress", no_argument, 0, O_NOPROG},    {"help", no_argument, 0, 'h'},
+        {"no-progress", no_argument, 0, O_NOPROG},    {"update-every", required_argument, 0, O_EVERY},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    uint64_t iters = 0, batch = 0, seed = 1, threads = 0, test_trials = 256, tbits = 0, wbits = 0;
+    uint64_t iters = 0, batch = 0, seed = 1, threads = 0, test_trials = 256, tbits = 0, wbits = 0, every = 0;
+    int every_set = 0;
     double lr = -1;
     const char *out = NULL, *chip = "loihi";
     int json = 0, progress = -1, c;
@@ -634,6 +805,10 @@ int sm_cmd_train(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_PROG: progress = 1; break;
         case O_NOPROG: progress = 0; break;
+        case O_EVERY:
+            bad = sm_cli_u64("train", "--update-every", optarg, &every) || every > 10000000;
+            every_set = 1;
+            break;
         case 'h': fputs(sm_usage_train, stdout); return 0;
         case ':':
             fprintf(stderr, "spikemesh train: option '%s' needs a value (see --help)\n", argv[optind - 1]);
@@ -678,6 +853,8 @@ int sm_cmd_train(int argc, char **argv)
         task.batch = (uint32_t)batch;
     if (lr > 0)
         task.lr = lr;
+    if (every_set)
+        task.update_every = (uint32_t)every;
     task.p.trace_bits = (uint32_t)tbits;
     task.p.weight_bits = (uint32_t)wbits;
     int cls = task.p.loss == SM_EPROP_CLASSIFICATION;
@@ -699,7 +876,14 @@ int sm_cmd_train(int argc, char **argv)
     /* Refuse before training when the traces do not fit. */
     char *txt = sm__net_json(&net, &task);
     uint64_t trace_bytes = 0;
-    if (!txt || sm__check_fit(txt, &task.p, chip, seed, &trace_bytes, &eb) != 0) {
+    sm_net_t cnet;
+    sm_deploy_t dep;
+    int have_dep = 0;
+    uint64_t *nspk = NULL, trained_steps = 0;
+    sm_eprop_work_t *work = NULL;
+    double *online_spk = NULL;
+    sm__traffic_t tf = {0};
+    if (!txt || sm__check_fit(txt, &task.p, chip, seed, &trace_bytes, &cnet, &dep, &eb) != 0) {
         fprintf(stderr, "spikemesh train: %s: %s\n", task.name, txt ? eb.msg : "out of memory");
         free(txt);
         sm_eprop_net_free(&net);
@@ -707,7 +891,11 @@ int sm_cmd_train(int argc, char **argv)
     }
     free(txt);
     txt = NULL;
-    if (sm_opt_init(&opt, SM_OPT_ADAM, task.lr, &task.p) != 0 || sm_eprop_grad_alloc(&g, &task.p) != 0 ||
+    have_dep = 1;
+    nspk = calloc((size_t)task.p.n_in + task.p.n_rec, sizeof *nspk);
+    online_spk = calloc(task.p.n_rec, sizeof *online_spk);
+    work = task.update_every ? sm_eprop_work_new(&task.p) : NULL;
+    if (!nspk || !online_spk || (task.update_every && !work) || sm_opt_init(&opt, SM_OPT_ADAM, task.lr, &task.p) != 0 || sm_eprop_grad_alloc(&g, &task.p) != 0 ||
         sm__batch_alloc(&bt, &task, task.batch) != 0) {
         fprintf(stderr, "spikemesh train: out of memory\n");
         goto done;
@@ -737,16 +925,42 @@ int sm_cmd_train(int argc, char **argv)
     for (uint32_t it = 0; it < task.iterations && !sm__stop; it++) {
         for (uint32_t b = 0; b < task.batch; b++)
             sm__make_trial(&task, seed, it * task.batch + b, &bt, b);
-        if (sm_eprop_batch(&net, bt.tr, task.batch, it * task.batch, (uint32_t)threads, &g, &eb) != 0) {
-            fprintf(stderr, "spikemesh train: %s\n", eb.msg);
-            goto done;
-        }
         opt.lr = task.lr * pow(task.lr_decay, (double)(it / task.lr_decay_every));
-        sm_opt_step(&opt, &net, &g, &ops);
+        if (task.update_every) {
+            /* Online: the trials of the batch one after the other, each updating the weights as it goes. */
+            sm__online_t on = {.opt = &opt, .net = &net, .spikes = online_spk};
+            memset(online_spk, 0, task.p.n_rec * sizeof(double));
+            for (uint32_t b = 0; b < task.batch; b++) {
+                sm_eprop_grad_zero(&g, &task.p);
+                sm_eprop_trial_online(&net, work, &bt.tr[b], it * task.batch + b, &g, NULL, task.update_every,
+                                      sm__online_update, &on);
+            }
+            g.loss = on.loss;
+            g.correct = on.correct;
+            g.trials = on.trials;
+            memcpy(g.spikes, online_spk, task.p.n_rec * sizeof(double));
+            g.ops = on.ops;
+            ops.weight_updates += on.ops.weight_updates;
+        } else {
+            if (sm_eprop_batch(&net, bt.tr, task.batch, it * task.batch, (uint32_t)threads, &g, &eb) != 0) {
+                fprintf(stderr, "spikemesh train: %s\n", eb.msg);
+                goto done;
+            }
+            sm_opt_step(&opt, &net, &g, &ops);
+        }
         ops.trace_updates += g.ops.trace_updates;
         ops.learning_packets += g.ops.learning_packets;
         ops.neuron_updates += g.ops.neuron_updates;
         ops.spikes += g.ops.spikes;
+        /* Spikes per neuron for the traffic on the chip: inputs from the batch's trials, recurrent from g. */
+        for (uint32_t b = 0; b < task.batch; b++) {
+            const uint8_t *x = bt.tr[b].x;
+            for (uint64_t q = 0; q < (uint64_t)task.nsteps * task.p.n_in; q++)
+                nspk[q % task.p.n_in] += x[q];
+        }
+        for (uint32_t j = 0; j < task.p.n_rec; j++)
+            nspk[task.p.n_in + j] += (uint64_t)g.spikes[j];
+        trained_steps += (uint64_t)task.batch * task.nsteps;
         double spk = 0;
         for (uint32_t j = 0; j < task.p.n_rec; j++)
             spk += g.spikes[j];
@@ -802,6 +1016,18 @@ int sm_cmd_train(int argc, char **argv)
         test_acc = n > 0 ? corr / n : -1;
     }
     double thr = loop_s > 0 ? (double)ops.trace_updates / loop_s : 0;
+    if (sm__count_traffic(&dep, &task.p, nspk, task.p.n_out ? ops.learning_packets / task.p.n_out : 0,
+                          trained_steps, &tf, &eb) != 0) {
+        fprintf(stderr, "spikemesh train: traffic on the chip: %s\n", eb.msg[0] ? eb.msg : "out of memory");
+        goto done;
+    }
+    const sm_costs_t *cst = &dep.chip.costs;
+    double e_trace = (double)ops.trace_updates * cst->syn_op_pj, e_weight = (double)ops.weight_updates * cst->syn_update_pj;
+    double e_spike = tf.spike_hop_pj + (double)tf.spike_deliveries * cst->spike_tile_pj;
+    double e_learn = tf.learning_hop_pj + (double)tf.learning_deliveries * cst->spike_tile_pj;
+    double e_total = e_trace + e_weight + e_spike + e_learn;
+    uint32_t bx = tf.busy_dir >= 0 ? tf.busy_tile % dep.mesh.width : 0, by = tf.busy_dir >= 0 ? tf.busy_tile / dep.mesh.width : 0;
+    static const char *const dirn[SM_NDIRS] = {"E", "N", "W", "S"};
     if (out) {
         size_t len;
         char *csv = sm__curve_csv(&cv, cls, &len);
@@ -814,6 +1040,10 @@ int sm_cmd_train(int argc, char **argv)
         txt = rc == 0 ? sm__net_json(&net, &task) : NULL;
         if (rc == 0)
             rc = txt ? sm__write_atomic(out, "trained_network.json", txt, strlen(txt), &eb) : SM_ENOMEM;
+        char *tj = rc == 0 ? sm_traffic_json_text(&dep, tf.cc) : NULL;
+        if (rc == 0)
+            rc = tj ? sm__write_atomic(out, "traffic.json", tj, strlen(tj), &eb) : SM_ENOMEM;
+        free(tj);
         if (rc != 0) {
             fprintf(stderr, "spikemesh train: %s\n", rc == SM_ENOMEM ? "out of memory" : eb.msg);
             goto done;
@@ -827,6 +1057,20 @@ int sm_cmd_train(int argc, char **argv)
                               "trace_updates", (json_int_t)ops.trace_updates, "weight_updates",
                               (json_int_t)ops.weight_updates, "learning_packets", (json_int_t)ops.learning_packets,
                               "trace_bytes", (json_int_t)trace_bytes, "trace_updates_per_second", thr);
+        json_t *busy = tf.busy_dir < 0 ? json_null()
+                                        : json_pack("{s:[I,I],s:s,s:I}", "from", (json_int_t)bx, (json_int_t)by,
+                                                    "dir", dirn[tf.busy_dir], "packets", (json_int_t)tf.busy_packets);
+        json_object_set_new(
+            o, "chip",
+            json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "name", dep.chip.name, "cores",
+                      (json_int_t)dep.ncores, "spike_packets", (json_int_t)tf.spike_packets, "learning_packets",
+                      (json_int_t)tf.learning_packets, "hops", (json_int_t)(tf.spike_hops + tf.learning_hops),
+                      "spike_hops", (json_int_t)tf.spike_hops, "learning_hops", (json_int_t)tf.learning_hops,
+                      "deliveries", (json_int_t)(tf.spike_deliveries + tf.learning_deliveries), "learning_deliveries",
+                      (json_int_t)tf.learning_deliveries, "busiest_link", busy));
+        json_object_set_new(o, "energy_pj",
+                            json_pack("{s:f,s:f,s:f,s:f,s:f}", "trace_updates", e_trace, "weight_updates", e_weight,
+                                      "spike_packets", e_spike, "learning_packets", e_learn, "total", e_total));
         if (cls) {
             json_object_set_new(o, "final_batch_accuracy", json_real(cv.n ? cv.acc[cv.n - 1] : 0.0));
             json_object_set_new(o, "test_accuracy", json_real(test_acc));
@@ -850,11 +1094,32 @@ int sm_cmd_train(int argc, char **argv)
         printf("  %-15s %llu trace updates, %llu weight updates, %llu learning-signal packets; traces %llu B\n",
                "operations", (unsigned long long)ops.trace_updates, (unsigned long long)ops.weight_updates,
                (unsigned long long)ops.learning_packets, (unsigned long long)trace_bytes);
+        printf("  %-15s %s, %u cores: %llu spike packets, %llu learning-signal packets, %llu hops, %llu "
+               "deliveries", "chip", dep.chip.name, dep.ncores, (unsigned long long)tf.spike_packets,
+               (unsigned long long)tf.learning_packets, (unsigned long long)(tf.spike_hops + tf.learning_hops),
+               (unsigned long long)(tf.spike_deliveries + tf.learning_deliveries));
+        if (tf.busy_dir >= 0)
+            printf("; busiest link (%u,%u) %s, %llu packets\n", bx, by, dirn[tf.busy_dir],
+                   (unsigned long long)tf.busy_packets);
+        else
+            printf("; no packet crossed a link\n");
+        printf("  %-15s %.4g J: traces %.4g, weight updates %.4g, spike packets %.4g, learning signals %.4g\n",
+               "energy", e_total * 1e-12, e_trace * 1e-12, e_weight * 1e-12, e_spike * 1e-12, e_learn * 1e-12);
         if (out)
-            printf("  %-15s %s/{learning_curve.csv,learning_curve.svg,trained_network.json}\n", "outputs", out);
+            printf("  %-15s %s/{learning_curve.csv,learning_curve.svg,trained_network.json,traffic.json}\n",
+                   "outputs", out);
     }
     status = sm__stop ? SM_EXIT_INTERRUPTED : 0;
 done:
+    if (work)
+        sm_eprop_work_free(work);
+    free(online_spk);
+    free(tf.cc);
+    free(nspk);
+    if (have_dep) {
+        sm_deploy_free(&dep);
+        sm_net_free(&cnet);
+    }
     free(txt);
     free(cv.loss);
     free(cv.acc);

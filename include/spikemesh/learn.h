@@ -88,8 +88,10 @@ typedef struct {
 typedef struct {
     uint64_t trace_updates;    /* per-synapse trace updates (ebar, and eps for ALIF synapses count twice) */
     uint64_t weight_updates;   /* weights written by the optimizer */
-    uint64_t learning_packets; /* learning-signal packets, readout core -> recurrent neurons, one per neuron per
-                                * step with a non-zero error */
+    uint64_t learning_packets; /* learning-signal packets: one multicast packet per readout per step with a
+                                * non-zero error (payload err_k, from the readout's core to every recurrent core);
+                                * with a learning signal given from outside (trial.learn), one per recurrent
+                                * neuron per step */
     uint64_t neuron_updates;   /* recurrent and readout neuron updates */
     uint64_t spikes;           /* recurrent spikes */
 } sm_eprop_counters_t;
@@ -131,6 +133,17 @@ void sm_eprop_work_free(sm_eprop_work_t *w);
  * sm_eprop_grad_finish). trial_id keys the stochastic rounding of fixed-point mode. rec may be NULL. */
 void sm_eprop_trial(const sm_eprop_net_t *net, sm_eprop_work_t *w, const sm_eprop_trial_t *tr, uint32_t trial_id,
                     sm_eprop_grad_t *g, sm_eprop_record_t *rec);
+
+/* Online updates within a trial: fn(ctx, g, steps) is called after every `every` steps (not after the last step)
+ * and once more at the trial's end, with g holding the sums of the `steps` steps since the previous call (its
+ * loss, correct, trials and ops are added only at the end, with the whole trial's figures). fn applies them to
+ * the weights of net (the steps that follow read the new weights; traces and state carry on) and must clear g's
+ * gradient sums (sm_eprop_grad_zero). every 0: fn is called only at the end. With fn NULL this is
+ * sm_eprop_trial. Its gradient over one trial with every >= nsteps is exactly sm_eprop_trial's. */
+typedef void (*sm_eprop_update_fn)(void *ctx, sm_eprop_grad_t *g, uint32_t steps);
+void sm_eprop_trial_online(const sm_eprop_net_t *net, sm_eprop_work_t *w, const sm_eprop_trial_t *tr,
+                           uint32_t trial_id, sm_eprop_grad_t *g, sm_eprop_record_t *rec, uint32_t every,
+                           sm_eprop_update_fn fn, void *ctx);
 
 /* A batch: runs trials[0 .. n) on `threads` threads (0: one per CPU) and leaves the finished batch gradient in g
  * (zeroed first). Trial b's gradient is summed in trial order, so g does not depend on the thread count. */

@@ -106,6 +106,9 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent);
 void sm_sim_set_setup_seconds(sm_sim_t *s, double secs);
 /* Writes traffic.json and summary.json, then moves all outputs into place (no-op without --out). */
 int sm_sim_write_outputs(sm_sim_t *s, sm_errbuf_t *eb);
+/* traffic.json's text (malloc'd; NULL when out of memory) for a deployment's mesh counters and per-core counters
+ * cc[ncores], without a timing model's figures: what tools other than run (spikemesh train) write. */
+char *sm_traffic_json_text(const sm_deploy_t *d, const sm_core_counters_t *cc);
 /* Frees the simulation; output files not moved into place are removed. */
 void sm_sim_destroy(sm_sim_t *s);
 
