@@ -225,6 +225,15 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
         }
     }
     s->step_barrier.n = s->nworkers;
+    if (s->nworkers > 1) {
+        if (uv_mutex_init(&s->step_barrier.mu) != 0 || uv_cond_init(&s->step_barrier.cv) != 0) {
+            sm__out_abort(s);
+            sm__free_state(s);
+            free(s);
+            return sm_errorf(eb, SM_ENOMEM, "cannot create the step barrier");
+        }
+        s->step_barrier.ready = 1;
+    }
     for (uint32_t w = 1; w < s->nworkers && !bad; w++) {
         sm__worker_t *wk = &s->workers[w];
         bad = uv_sem_init(&wk->go, 0) != 0;
@@ -237,6 +246,10 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     }
     if (bad) {
         sm__stop_workers(s);
+    if (s->step_barrier.ready) {
+        uv_mutex_destroy(&s->step_barrier.mu);
+        uv_cond_destroy(&s->step_barrier.cv);
+    }
         sm__out_abort(s);
         sm__free_state(s);
         free(s);
@@ -252,18 +265,31 @@ static void sm__spin_wait(sm__spin_barrier_t *b, uint32_t *sense)
 {
     uint32_t my = *sense ^ 1u;
     *sense = my;
-    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) + 1 == b->n) {
-        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
-        atomic_store_explicit(&b->sense, my, memory_order_release);
+    if (atomic_fetch_add(&b->count, 1) + 1 == b->n) {
+        atomic_store(&b->count, 0);
+        atomic_store(&b->sense, my);
+        if (atomic_load(&b->sleepers) > 0) { /* wake those who stopped spinning */
+            uv_mutex_lock(&b->mu);
+            uv_cond_broadcast(&b->cv);
+            uv_mutex_unlock(&b->mu);
+        }
         return;
     }
-    for (uint32_t spins = 0; atomic_load_explicit(&b->sense, memory_order_acquire) != my; spins++) {
+    for (uint32_t spins = 0; spins < 800; spins++) { /* about 20 microseconds */
+        if (atomic_load_explicit(&b->sense, memory_order_acquire) == my)
+            return;
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
-        if (spins > 4000)
-            sched_yield(); /* more threads than free CPUs: let the others run */
     }
+    /* The last arrival stores the sense before it reads sleepers; a sleeper counts itself before it reads the
+     * sense, under the lock the waker takes: one of the two sees the other. */
+    uv_mutex_lock(&b->mu);
+    atomic_fetch_add(&b->sleepers, 1);
+    while (atomic_load(&b->sense) != my)
+        uv_cond_wait(&b->cv, &b->mu);
+    atomic_fetch_sub(&b->sleepers, 1);
+    uv_mutex_unlock(&b->mu);
 }
 
 /* Steps neurons [f, f + count) of a lif population with a variant set or a per-neuron drive (imported neurons). */
@@ -698,6 +724,10 @@ void sm_sim_destroy(sm_sim_t *s)
     if (!s)
         return;
     sm__stop_workers(s);
+    if (s->step_barrier.ready) {
+        uv_mutex_destroy(&s->step_barrier.mu);
+        uv_cond_destroy(&s->step_barrier.cv);
+    }
     sm__out_abort(s);
     sm__free_state(s);
     free(s);

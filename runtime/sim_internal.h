@@ -40,11 +40,17 @@ typedef struct {
 
 typedef struct sm__timing sm__timing_t;
 
-/* A spinning barrier for the one synchronisation per step (a blocking barrier costs microseconds). */
+/* The barrier of the one synchronisation per step: it spins for a few microseconds (a blocking barrier costs
+ * that much on every step), then sleeps, so that a thread whose partner lost its CPU to other work does not
+ * burn the CPU the partner needs. */
 typedef struct {
     _Atomic uint32_t count;
     _Atomic uint32_t sense;
+    _Atomic uint32_t sleepers;
     uint32_t n;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    int ready; /* mu and cv initialised */
 } sm__spin_barrier_t;
 
 /* A worker thread owns a contiguous range of population pieces (whole cores), hence a contiguous range of
