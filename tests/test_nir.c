@@ -692,25 +692,6 @@ static void test_shared_files(void)
     CU_ASSERT(refused >= 1);
 }
 
-/* FNV-1a of every spike of nsteps steps. */
-static uint64_t spike_digest(sm_sim_t *sim, uint64_t nsteps, uint64_t *count)
-{
-    uint64_t h = 1469598103934665603ull;
-    *count = 0;
-    for (uint64_t k = 0; k < nsteps; k++) {
-        uint32_t n;
-        sm_sim_step(sim);
-        const uint32_t *ids = sm_sim_last_spikes(sim, &n);
-        for (uint32_t i = 0; i < n; i++) {
-            uint64_t w[2] = {k, ids[i]};
-            const unsigned char *p = (const unsigned char *)w;
-            for (size_t b = 0; b < sizeof w; b++)
-                h = (h ^ p[b]) * 1099511628211ull;
-        }
-        *count += n;
-    }
-    return h;
-}
 
 /* The braille network written flat and with its recurrent layer as a nested graph: the same populations (sizes,
  * models, parameters, drives; the names differ only in the nested layer's node key), the same synapses and the same
@@ -777,7 +758,7 @@ static void test_braille_same(void)
     CU_ASSERT_EQUAL_FATAL(a.dep.nsyn, b.dep.nsyn);
     CU_ASSERT_EQUAL(memcmp(a.dep.syn, b.dep.syn, a.dep.nsyn * sizeof *a.dep.syn), 0);
     uint64_t na, nb, nc;
-    uint64_t ha = spike_digest(a.sim, 3000, &na), hb = spike_digest(b.sim, 3000, &nb);
+    uint64_t ha = sm_test_spike_digest(a.sim, 3000, &na), hb = sm_test_spike_digest(b.sim, 3000, &nb);
     CU_ASSERT(na > n);
     CU_ASSERT_EQUAL(na, nb);
     CU_ASSERT_EQUAL(ha, hb);
@@ -785,8 +766,8 @@ static void test_braille_same(void)
     nx_stop(&b);
     /* single precision: its own spikes, the same for both files */
     if (nx_start(&a, fa, 0.1, csv, 2, 1) == 0 && nx_start(&c, fb, 0.1, csv, 1, 1) == 0) {
-        ha = spike_digest(a.sim, 3000, &na);
-        uint64_t hc = spike_digest(c.sim, 3000, &nc);
+        ha = sm_test_spike_digest(a.sim, 3000, &na);
+        uint64_t hc = sm_test_spike_digest(c.sim, 3000, &nc);
         CU_ASSERT_EQUAL(ha, hc);
         nx_stop(&a);
         nx_stop(&c);

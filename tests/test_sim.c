@@ -17,26 +17,15 @@ static uint64_t run_digest(const char *netspec, const char *chipspec, uint64_t s
     sm_sim_t *sim;
     sm_errbuf_t eb;
     sm_run_opts_t ro = {.duration = 1e9, .progress = 0};
-    uint64_t h = 1469598103934665603ull;
-    *nspikes = 0;
+    uint64_t h;
     if (sm_net_builtin(netspec, &net, &eb) || sm_chip_resolve(chipspec, &chip, &eb) ||
         sm_deploy_build(&net, &chip, seed, &d, &eb)) {
         CU_FAIL("setup");
+        *nspikes = 0;
         return 0;
     }
     CU_ASSERT_EQUAL_FATAL(sm_sim_create(&sim, &d, &ro, &eb), 0);
-    for (uint64_t k = 0; k < steps; k++) {
-        uint32_t n;
-        sm_sim_step(sim);
-        const uint32_t *ids = sm_sim_last_spikes(sim, &n);
-        for (uint32_t i = 0; i < n; i++) {
-            uint64_t w[2] = {k, ids[i]};
-            const unsigned char *p = (const unsigned char *)w;
-            for (size_t b = 0; b < sizeof w; b++)
-                h = (h ^ p[b]) * 1099511628211ull;
-        }
-        *nspikes += n;
-    }
+    h = sm_test_spike_digest(sim, steps, nspikes);
     sm_sim_destroy(sim);
     sm_deploy_free(&d);
     sm_net_free(&net);
@@ -266,14 +255,8 @@ static void test_same_spikes_any_placer(void)
         sm_run_opts_t ro = {.duration = 1e9};
         CU_ASSERT_EQUAL_FATAL(sm_deploy_build_ex(&net, &chip, 5, &o, &d, &eb), 0);
         CU_ASSERT_EQUAL_FATAL(sm_sim_create(&sim, &d, &ro, &eb), 0);
-        uint64_t h = 1469598103934665603ull;
-        for (uint64_t k = 0; k < 1000; k++) {
-            uint32_t n;
-            sm_sim_step(sim);
-            const uint32_t *ids = sm_sim_last_spikes(sim, &n);
-            for (uint32_t i = 0; i < n; i++)
-                h = (h ^ (k * 1000003u + ids[i])) * 1099511628211ull;
-        }
+        uint64_t nsp;
+        uint64_t h = sm_test_spike_digest(sim, 1000, &nsp);
         const sm_stats_t *st = sm_sim_stats(sim);
         uint64_t links = 0;
         for (uint32_t i = 0; i < sm_mesh_tiles(&d.mesh) * SM_NDIRS; i++)

@@ -3,7 +3,27 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "spikemesh/runtime.h"
 #include "tests/unit.h"
+
+uint64_t sm_test_spike_digest(struct sm_sim *sim, uint64_t nsteps, uint64_t *count)
+{
+    uint64_t h = 1469598103934665603ull;
+    *count = 0;
+    for (uint64_t k = 0; k < nsteps; k++) {
+        uint32_t n;
+        sm_sim_step(sim);
+        const uint32_t *ids = sm_sim_last_spikes(sim, &n);
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t w[2] = {k, ids[i]};
+            const unsigned char *p = (const unsigned char *)w;
+            for (size_t b = 0; b < sizeof w; b++)
+                h = (h ^ p[b]) * 1099511628211ull;
+        }
+        *count += n;
+    }
+    return h;
+}
 
 double sm_test_relerr(double a, double b)
 {
