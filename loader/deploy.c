@@ -304,6 +304,12 @@ static int sm__connect(const sm_net_t *net, uint64_t seed, sm_deploy_t *d, sm_er
 
 enum { SM__LIM_NEURONS, SM__LIM_MEMORY, SM__LIM_FANIN, SM__LIM_COUNT };
 
+/* How the last partition closed its cores, for the message when they are too many for the mesh. */
+typedef struct {
+    uint64_t closed_by[SM__LIM_COUNT];
+    uint32_t cap_neurons;
+} sm__pstat_t;
+
 #define SM__MESH_SIDE_MAX 4096u
 #define SM__MESH_TILES_MAX (1u << 22)
 
@@ -339,14 +345,12 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     else
         snprintf(mesh, sizeof mesh, "\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file",
                  (unsigned long long)w, (unsigned long long)h);
-    /* Trial on the larger mesh: the same synapses, fresh cores, pieces and tables. Smaller cores (fan-out) may
-     * need more of them than this round counted: grow the mesh until the cores fit. */
-    int rc = SM_ENOFIT;
-    for (int grow = 0; grow < 8; grow++) {
-    big.width = (uint32_t)w;
-    big.height = (uint32_t)h;
+    /* Trial on the larger mesh: the same synapses, fresh cores, pieces and tables (the partition does not depend
+     * on the mesh, so the cores fit; the routing tables may not). */
     sm_deploy_t t = *d;
     sm_errbuf_t teb = {0};
+    big.width = (uint32_t)w;
+    big.height = (uint32_t)h;
     t.chip = big;
     t.cores = NULL;
     t.ncores = 0;
@@ -359,8 +363,8 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     t.max_table = 0;
     memset(&t.mesh, 0, sizeof t.mesh);
     t.fanout_rounds = 0;
-    rc = sm__partition_fanout(net, &big, &t, &teb);
-    int cores_short = rc == SM_ENOFIT && t.ncores == 0 && strstr(teb.msg, "more than the") != NULL;
+    t.trial = 1; /* a failure inside the trial must not start trials of its own */
+    int rc = sm__partition_fanout(net, &big, &t, &teb);
     if (rc == 0)
         rc = sm__route(net, &big, &t, &teb);
     free(t.cores);
@@ -369,18 +373,6 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     free(t.trees);
     free(t.tree_off);
     sm_mesh_free(&t.mesh);
-    if (!cores_short)
-        break;
-    w = w + (w + 3) / 4; /* a quarter more on each side */
-    h = h + (h + 3) / 4;
-    if (w > SM__MESH_SIDE_MAX || h > SM__MESH_SIDE_MAX || w * h > SM__MESH_TILES_MAX)
-        break;
-    if (preset)
-        snprintf(mesh, sizeof mesh, "--chip %s:%llux%llu", base, (unsigned long long)w, (unsigned long long)h);
-    else
-        snprintf(mesh, sizeof mesh, "\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file",
-                 (unsigned long long)w, (unsigned long long)h);
-    }
     if (rc == 0)
         snprintf(out, cap, "%s would fit", mesh);
     else if (rc == SM_ENOFIT)
@@ -429,8 +421,8 @@ static int sm__incoming(const sm_deploy_t *d, sm__incoming_t *in)
     return 0;
 }
 
-static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, uint32_t cap_neurons, sm_deploy_t *d,
-                         const sm__incoming_t *in, sm_errbuf_t *eb)
+static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, uint32_t cap_neurons, sm__pstat_t *ps,
+                         sm_deploy_t *d, const sm__incoming_t *in, sm_errbuf_t *eb)
 {
     uint32_t n = net->n;
     int rc = 0;
@@ -518,37 +510,8 @@ static int sm__partition(const sm_net_t *net, const sm_chip_t *chip, uint32_t ca
         }
         cores[nc++] = cur;
     }
-    uint64_t avail = (uint64_t)chip->width * chip->height * chip->cores_per_tile;
-    if (nc > avail) {
-        static const char *const what[] = {"neurons per core", "synapse memory per core",
-                                           "fan-in (distinct presynaptic neurons) per core",
-                                           "fan-out ((neuron, destination core) pairs) per core"};
-        int lim = 0;
-        for (int l = 1; l < SM__LIM_COUNT; l++)
-            if (closed_by[l] > closed_by[lim])
-                lim = l;
-        uint64_t limval = lim == 0 ? chip->max_neurons : lim == 1 ? chip->synapse_memory : chip->max_fan_in;
-        if (lim == SM__LIM_NEURONS && cap_neurons < chip->max_neurons) { /* cores were shrunk for fan-out */
-            lim = 3;
-            limval = chip->max_fan_out;
-        }
-        uint64_t tiles = (nc + chip->cores_per_tile - 1) / chip->cores_per_tile;
-        /* Suggest the squarest mesh with enough tiles, never smaller than the chip's own sides. */
-        uint64_t w = (uint64_t)ceil(sqrt((double)tiles)), h;
-        if (w < chip->width)
-            w = chip->width;
-        h = (tiles + w - 1) / w;
-        if (h < chip->height)
-            h = chip->height;
-        char sugg[SM_ERRBUF_SIZE / 2];
-        sm__suggest_mesh(net, chip, d, w, h, sugg, sizeof sugg);
-        rc = sm_errorf(eb, SM_ENOFIT,
-                       "network '%s' does not fit chip '%s': it needs at least %u cores, %llu more than the %llu cores of "
-                       "%ux%u tiles x %u; cores fill up on %s (limit %llu); %s",
-                       net->name, chip->name, nc, (unsigned long long)(nc - avail), (unsigned long long)avail,
-                       chip->width, chip->height, chip->cores_per_tile, what[lim], (unsigned long long)limval, sugg);
-        goto out;
-    }
+    memcpy(ps->closed_by, closed_by, sizeof closed_by);
+    ps->cap_neurons = cap_neurons;
     for (uint32_t c = 0; c < nc; c++) { /* in order until a placer moves them */
         cores[c].tile = c / chip->cores_per_tile;
         cores[c].slot = c % chip->cores_per_tile;
@@ -795,12 +758,13 @@ static int sm__partition_fanout(const sm_net_t *net, const sm_chip_t *chip, sm_d
 {
     uint32_t cap = chip->max_neurons;
     sm__incoming_t in;
+    sm__pstat_t ps = {{0}, 0};
     int rc = 0;
     if (sm__incoming(d, &in) != 0)
         return sm_errorf(eb, SM_ENOMEM, "out of memory partitioning '%s'", net->name);
     for (;;) {
         d->fanout_rounds++;
-        if ((rc = sm__partition(net, chip, cap, d, &in, eb)) != 0)
+        if ((rc = sm__partition(net, chip, cap, &ps, d, &in, eb)) != 0)
             break;
         uint32_t next = sm__fanout(net, chip, d, eb);
         if (next == 0) {
@@ -815,7 +779,46 @@ static int sm__partition_fanout(const sm_net_t *net, const sm_chip_t *chip, sm_d
         cap = next < cap ? next : cap - 1;
     }
     sm__incoming_free(&in);
-    return rc;
+    if (rc != 0)
+        return rc;
+    /* The partition does not depend on the mesh: only now is the number of cores known. */
+    uint64_t avail = (uint64_t)chip->width * chip->height * chip->cores_per_tile, nc = d->ncores;
+    if (nc <= avail)
+        return 0;
+    static const char *const what[] = {"neurons per core", "synapse memory per core",
+                                       "fan-in (distinct presynaptic neurons) per core",
+                                       "fan-out ((neuron, destination core) pairs) per core"};
+    int lim = 0;
+    for (int l = 1; l < SM__LIM_COUNT; l++)
+        if (ps.closed_by[l] > ps.closed_by[lim])
+            lim = l;
+    uint64_t limval = lim == 0 ? chip->max_neurons : lim == 1 ? chip->synapse_memory : chip->max_fan_in;
+    if (lim == SM__LIM_NEURONS && ps.cap_neurons < chip->max_neurons) { /* cores were shrunk for fan-out */
+        lim = 3;
+        limval = chip->max_fan_out;
+    }
+    uint64_t tiles = (nc + chip->cores_per_tile - 1) / chip->cores_per_tile;
+    /* Suggest the squarest mesh with enough tiles, never smaller than the chip's own sides. */
+    uint64_t w = (uint64_t)ceil(sqrt((double)tiles)), h;
+    if (w < chip->width)
+        w = chip->width;
+    h = (tiles + w - 1) / w;
+    if (h < chip->height)
+        h = chip->height;
+    char sugg[SM_ERRBUF_SIZE / 2];
+    if (d->trial)
+        snprintf(sugg, sizeof sugg, "a larger mesh is needed");
+    else
+        sm__suggest_mesh(net, chip, d, w, h, sugg, sizeof sugg);
+    free(d->cores);
+    d->cores = NULL;
+    d->ncores = 0;
+    return sm_errorf(eb, SM_ENOFIT,
+                     "network '%s' does not fit chip '%s': it needs at least %llu cores, %llu more than the %llu "
+                     "cores of %ux%u tiles x %u; cores fill up on %s (limit %llu); %s",
+                     net->name, chip->name, (unsigned long long)nc, (unsigned long long)(nc - avail),
+                     (unsigned long long)avail, chip->width, chip->height, chip->cores_per_tile, what[lim],
+                     (unsigned long long)limval, sugg);
 }
 
 int sm_deploy_build(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed, sm_deploy_t *d, sm_errbuf_t *eb)

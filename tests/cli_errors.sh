@@ -642,6 +642,28 @@ else
     report "the suggested mesh does fit it" "exit status $rc"
 fi
 
+# Fan-out shrinks cores below max_neurons: the count of cores asked for is the one after shrinking. By hand: with
+# 4 neurons a core, [a0-a3] sends each spike to 2 cores of b (8 pairs > 6); with 2, every core of a sends to the 3
+# cores of b (2 x 3 = 6 pairs): 3 + 3 = 6 cores, on 2x2 tiles of 2 cores.
+mk fanout-net.json <<'EOF'
+{"populations": [{"name": "a", "size": 6, "model": "poisson", "params": {"rate_hz": 50}}, {"name": "b", "size": 6}],
+ "projections": [{"pre": "a", "post": "b", "connect": {"rule": "all_to_all"}, "weight_mV": 1}]}
+EOF
+mk chip-fanout.json <<'EOF'
+{"name": "fo", "mesh": {"width": 1, "height": 1}, "cores_per_tile": 2,
+ "core": {"max_neurons": 4, "synapse_memory_bytes": 65536, "max_fan_out": 6}, "router": {"table_entries": 64}}
+EOF
+expect_fail "cores shrunk for fan-out: cores counted after shrinking" \
+    "network 'network' does not fit chip 'fo': it needs at least 6 cores, 4 more than the 2 cores of 1x1 tiles x 2; cores fill up on fan-out \(\(neuron, destination core\) pairs\) per core \(limit 6\); \"mesh\": \{\"width\": 2, \"height\": 2\} in the chip file would fit" \
+    -- map fanout-net.json --chip chip-fanout.json
+sed 's/"width": 1, "height": 1/"width": 2, "height": 2/' chip-fanout.json >chip-fanout2.json
+run_prog map fanout-net.json --chip chip-fanout2.json
+if [ "$rc" -eq 0 ] && grep -q "cores used *6 of 8" "$T/.out" 2>/dev/null; then
+    report "the mesh suggested for fan-out fits, on 6 cores" ""
+else
+    report "the mesh suggested for fan-out fits, on 6 cores" "exit status $rc: $(head -c 300 "$T/.out" 2>/dev/null)"
+fi
+
 # ---------------------------------------------------------------------------------------------------
 # Unreadable inputs and unwritable outputs.
 

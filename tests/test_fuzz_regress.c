@@ -59,10 +59,63 @@ static void test_nir_files(void)
     }
 }
 
+/* ---- chip files, with the network tests/fuzz/fuzz_chip.c deploys on them ---- */
+
+static const char fz_net[] =
+    "{\"dt_ms\": 0.5, \"populations\": ["
+    "{\"name\": \"in\", \"size\": 40, \"model\": \"poisson\", \"params\": {\"rate_hz\": 20}},"
+    "{\"name\": \"e\", \"size\": 240}, {\"name\": \"i\", \"size\": 60}],"
+    "\"projections\": ["
+    "{\"pre\": \"in\", \"post\": \"e\", \"weight_mV\": 2, \"connect\": {\"rule\": \"list\", "
+    "\"pairs\": [[0, 0], [1, 7], [39, 239]]}},"
+    "{\"pre\": \"e\", \"post\": \"e\", \"weight_mV\": 0.5, \"delay_ms\": 1.5, "
+    "\"connect\": {\"rule\": \"bernoulli\", \"p\": 0.1}},"
+    "{\"pre\": \"e\", \"post\": \"i\", \"weight_mV\": 1, \"connect\": {\"rule\": \"all_to_all\"}},"
+    "{\"pre\": \"i\", \"post\": \"e\", \"receptor\": \"inh\", \"weight_mV\": -3, "
+    "\"connect\": {\"rule\": \"bernoulli\", \"p\": 0.2}}]}";
+
+/* A chip of 2 cores with a fan-out of 100: every e neuron sends to all 60 of i, so with 2 neurons a core an e core
+ * reaches 2 x (30 + ~22) > 100 (neuron, core) pairs and cores shrink to 1 neuron: 340 cores. The partition
+ * used to stop at the first round's 4 cores, and the mesh suggested for those was tried with a nested trial
+ * deployment at every size up a growing ladder: seconds (a fuzzer timeout under ASan). */
+static void test_chip_fanout_suggestion(void)
+{
+    static const char chip_json[] =
+        "{\"name\":\"full\",\"mesh\":{\"width\":1,\"height\":1},\"cores_per_tile\":2,\"core\":{\"max_neurons\":201,"
+        "\"synapse_memory_bytes\":16384,\"synapse_bytes\":2,\"max_fan_out\":100,\"max_delay_steps\":4},\"router\":"
+        "{\"table_entries\":68,\"model\":\"ideal\",\"buffer_depth\":8,\"packet_flits\":20}}";
+    sm_chip_t chip;
+    sm_net_t net;
+    sm_deploy_t d;
+    sm_errbuf_t eb = {0};
+    CU_ASSERT_EQUAL_FATAL(sm_chip_parse(chip_json, sizeof chip_json - 1, "chip.json", &chip, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_net_parse(fz_net, sizeof fz_net - 1, "net.json", &net, &eb), 0);
+    int rc = sm_deploy_build(&net, &chip, 1, &d, &eb);
+    CU_ASSERT_EQUAL(rc, SM_ENOFIT);
+    if (rc == 0)
+        sm_deploy_free(&d);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "needs at least 340 cores"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "cores fill up on fan-out"));
+    /* On the 2 x 170 tiles it asks for, the same network deploys (the tables of 68 entries are what it says). */
+    chip.width = 1;
+    chip.height = 170;
+    chip.table_entries = 1u << 16;
+    rc = sm_deploy_build(&net, &chip, 1, &d, &eb);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc == 0) {
+        CU_ASSERT_EQUAL(d.ncores, 340);
+        sm_deploy_free(&d);
+    } else {
+        printf("\n    %s\n    ", eb.msg);
+    }
+    sm_net_free(&net);
+}
+
 int sm_test_fuzz_regress_register(void)
 {
     CU_pSuite s = CU_add_suite("fuzz_regress", NULL, NULL);
-    if (!s || !CU_add_test(s, "NIR files the fuzzer found: refused with a message, or loaded", test_nir_files))
+    if (!s || !CU_add_test(s, "NIR files the fuzzer found: refused with a message, or loaded", test_nir_files) ||
+        !CU_add_test(s, "a chip the chip fuzzer found: cores counted after fan-out, one trial", test_chip_fanout_suggestion))
         return 1;
     return 0;
 }

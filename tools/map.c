@@ -184,10 +184,13 @@ int sm_cmd_map(int argc, char **argv)
                chip.max_neurons);
         printf("  %-15s %-14s %10.0f %10.1f %10.0f %10llu\n", "", "synapse bytes", sm.min, sm.sum / nc, sm.max,
                (unsigned long long)chip.synapse_memory);
-        printf("  %-15s %-14s %10.0f %10.1f %10.0f %10u\n", "", "fan-in", sfi.min, sfi.sum / nc, sfi.max,
-               chip.max_fan_in);
-        printf("  %-15s %-14s %10.0f %10.1f %10.0f %10u\n", "", "fan-out", sfo.min, sfo.sum / nc, sfo.max,
-               chip.max_fan_out);
+        char lfi[16] = "none", lfo[16] = "none"; /* UINT32_MAX: the chip sets no limit */
+        if (chip.max_fan_in != UINT32_MAX)
+            snprintf(lfi, sizeof lfi, "%u", chip.max_fan_in);
+        if (chip.max_fan_out != UINT32_MAX)
+            snprintf(lfo, sizeof lfo, "%u", chip.max_fan_out);
+        printf("  %-15s %-14s %10.0f %10.1f %10.0f %10s\n", "", "fan-in", sfi.min, sfi.sum / nc, sfi.max, lfi);
+        printf("  %-15s %-14s %10.0f %10.1f %10.0f %10s\n", "", "fan-out", sfo.min, sfo.sum / nc, sfo.max, lfo);
         printf("  %-15s %.4g packets x hops between cores (in order: %.4g, %.1f%% less); %.4g link traversals "
                "when every neuron spikes once\n",
                "traffic", dep.est_hops, dep.est_hops_order,
