@@ -131,6 +131,92 @@ SM__LIF_KERNEL(sm_core_lif_step_direct, double, 0)
 SM__LIF_KERNEL(sm_core_lif_step_f32, float, 1)
 SM__LIF_KERNEL(sm_core_lif_step_f32_direct, float, 0)
 
+/* The same step with refractoriness kept out of the vector loop: the neurons that are refractory wait in a queue
+ * (sm_refq_t), in the order they spiked, and only they are touched outside the loop. Their v is set to -inf for
+ * the loop (so that they cannot spike: -inf or NaN is never above threshold) and back to v_reset after it, where a
+ * refractory neuron's v stays; a spiking neuron's v is written as +inf by the loop (no other value of v is above
+ * threshold and stored) and becomes v_reset when the block is scanned. The arithmetic of every free neuron is
+ * that of the kernel above, so the results are the same bits; the loop moves 24 bytes a neuron (double) instead
+ * of 28 and has no counter to count down. */
+#define SM__LIF_QLOOP(NAME, T, RING)                                                                           \
+    SM__CLONES static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge,        \
+                                    T *restrict gi, T *restrict in_e, T *restrict in_i, uint32_t *restrict spk) \
+    {                                                                                                         \
+        const T pm = (T)c->pm, pe = (T)c->pe, pi = (T)c->pi, ce = (T)c->ce, ci = (T)c->ci;                    \
+        const T v_inf = (T)c->v_inf, v_th = (T)c->v_thresh, v_reset = (T)c->v_reset, up = (T)INFINITY;       \
+        uint32_t ns = 0;                                                                                      \
+        (void)in_e;                                                                                           \
+        (void)in_i;                                                                                           \
+        for (uint32_t b0 = 0; b0 < n; b0 += 64) {                                                             \
+            uint32_t b1 = n - b0 > 64 ? b0 + 64 : n;                                                          \
+            int32_t fired = 0;                                                                                \
+            for (uint32_t i = b0; i < b1; i++) {                                                              \
+                T e = ge[i], g = gi[i];                                                                       \
+                if (RING) {                                                                                   \
+                    e += in_e[i];                                                                             \
+                    g += in_i[i];                                                                             \
+                    in_e[i] = 0;                                                                              \
+                    in_i[i] = 0;                                                                              \
+                }                                                                                             \
+                T vo = v[i];                                                                                  \
+                T vi = v_inf + (vo - v_inf) * pm + e * ce + g * ci;                                           \
+                int32_t s = vi > v_th;                                                                        \
+                v[i] = s ? up : vi;                                                                           \
+                ge[i] = e * pe;                                                                               \
+                gi[i] = g * pi;                                                                               \
+                fired |= s;                                                                                   \
+            }                                                                                                 \
+            if (fired)                                                                                        \
+                for (uint32_t i = b0; i < b1; i++)                                                            \
+                    if (v[i] == up) {                                                                         \
+                        v[i] = v_reset;                                                                       \
+                        spk[ns++] = i;                                                                        \
+                    }                                                                                         \
+        }                                                                                                     \
+        return ns;                                                                                            \
+    }
+
+SM__LIF_QLOOP(sm__lifq_loop, double, 1)
+SM__LIF_QLOOP(sm__lifq_loop_direct, double, 0)
+SM__LIF_QLOOP(sm__lifq_loop_f32, float, 1)
+SM__LIF_QLOOP(sm__lifq_loop_f32_direct, float, 0)
+
+/* Around the loop: the queue. A neuron that spikes in step t is refractory (held at v_reset) in steps t + 1 ..
+ * t + ref_steps - 1 and free again in step t + ref_steps, as with the counter of sm_core_lif_step. */
+#define SM__LIF_QSTEP(NAME, LOOP, T)                                                                           \
+    uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge, T *restrict gi,          \
+                  T *restrict in_e, T *restrict in_i, sm_refq_t *q, uint64_t step, uint32_t base,              \
+                  uint32_t *restrict spikes)                                                                  \
+    {                                                                                                         \
+        const T v_reset = (T)c->v_reset;                                                                      \
+        const uint32_t now = (uint32_t)step, rs = c->ref_steps > 0 ? (uint32_t)c->ref_steps : 0;              \
+        while (q->len > 0 && (int32_t)(q->until[q->head] - now) <= 0) {                                      \
+            q->head = q->head + 1 == q->cap ? 0 : q->head + 1;                                                \
+            q->len--;                                                                                         \
+        }                                                                                                     \
+        for (uint32_t k = 0, j = q->head; k < q->len; k++, j = j + 1 == q->cap ? 0 : j + 1)                  \
+            v[q->idx[j]] = (T)-INFINITY;                                                                      \
+        uint32_t ns = LOOP(c, n, v, ge, gi, in_e, in_i, spikes);                                              \
+        for (uint32_t k = 0, j = q->head; k < q->len; k++, j = j + 1 == q->cap ? 0 : j + 1)                  \
+            v[q->idx[j]] = v_reset;                                                                           \
+        for (uint32_t k = 0; k < ns; k++) {                                                                   \
+            if (rs >= 2 && q->len < q->cap) { /* never full: a neuron is queued at most once */              \
+                uint32_t j = q->head + q->len;                                                                \
+                j = j >= q->cap ? j - q->cap : j;                                                             \
+                q->idx[j] = spikes[k];                                                                        \
+                q->until[j] = now + rs;                                                                       \
+                q->len++;                                                                                     \
+            }                                                                                                 \
+            spikes[k] += base;                                                                                \
+        }                                                                                                     \
+        return ns;                                                                                            \
+    }
+
+SM__LIF_QSTEP(sm_core_lifq_step, sm__lifq_loop, double)
+SM__LIF_QSTEP(sm_core_lifq_step_direct, sm__lifq_loop_direct, double)
+SM__LIF_QSTEP(sm_core_lifq_step_f32, sm__lifq_loop_f32, float)
+SM__LIF_QSTEP(sm_core_lifq_step_f32_direct, sm__lifq_loop_f32_direct, float)
+
 /* The general form of the step (variants: delta synapses, no leak, no spike, stateless, per-neuron drive); same
  * structure as the CUBA kernel above. */
 #define SM__LIFX_KERNEL(NAME, T, RING)                                                                         \

@@ -43,6 +43,8 @@ static void sm__free_state(sm_sim_t *s)
             free(s->workers[w].spk[0]);
             free(s->workers[w].spk[1]);
             free(s->workers[w].runs);
+            free(s->workers[w].refq);
+            free(s->workers[w].refq_mem);
         }
     free(s->workers);
 }
@@ -155,6 +157,18 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
                     wk->runs[3 * wk->nruns + 1] = pc->first;
                     wk->runs[3 * wk->nruns + 2] = pc->count;
                     wk->nruns++;
+                }
+            }
+            if (!bad) {
+                wk->refq = calloc((size_t)wk->nruns + 1, sizeof *wk->refq);
+                wk->refq_mem = malloc(2 * ((size_t)(wk->post_hi - wk->post_lo) + 1) * sizeof *wk->refq_mem);
+                bad = !wk->refq || !wk->refq_mem;
+                for (uint32_t r = 0, at = 0; r < wk->nruns && !bad; r++) {
+                    uint32_t count = wk->runs[3 * r + 2];
+                    wk->refq[r].idx = wk->refq_mem + at;
+                    wk->refq[r].until = wk->refq_mem + at + count;
+                    wk->refq[r].cap = count;
+                    at += 2 * count;
                 }
             }
         }
@@ -312,7 +326,7 @@ static uint32_t sm__step_general(sm_sim_t *s, const sm_lif_consts_t *c, const sm
 
 /* update (with deliver fused in): the worker's pieces add the inputs that arrived for this step, then step
  * their neurons; spikes come out in global neuron order. */
-static uint32_t sm__phase_update(sm_sim_t *s, const sm__worker_t *w, uint64_t step, uint32_t *spk)
+static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, uint32_t *spk)
 {
     const sm_deploy_t *d = s->d;
     size_t n = d->n, slot = (size_t)(step % s->R);
@@ -330,15 +344,15 @@ static uint32_t sm__phase_update(sm_sim_t *s, const sm__worker_t *w, uint64_t st
         } else if (s->opts.single) {
             float *in_e = s->acc ? (float *)s->acc + slot * n + f : NULL;
             float *in_i = s->acc ? (float *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
-            ns += (s->acc ? sm_core_lif_step_f32 : sm_core_lif_step_f32_direct)(
-                c, count, (float *)s->v + f, (float *)s->ge + f, (float *)s->gi + f, s->ref + f, in_e, in_i, f,
-                spk + ns);
+            ns += (s->acc ? sm_core_lifq_step_f32 : sm_core_lifq_step_f32_direct)(
+                c, count, (float *)s->v + f, (float *)s->ge + f, (float *)s->gi + f, in_e, in_i, &w->refq[r], step,
+                f, spk + ns);
         } else {
             double *in_e = s->acc ? (double *)s->acc + slot * n + f : NULL;
             double *in_i = s->acc ? (double *)s->acc + ((size_t)s->R + slot) * n + f : NULL;
-            ns += (s->acc ? sm_core_lif_step : sm_core_lif_step_direct)(c, count, (double *)s->v + f,
-                                                                       (double *)s->ge + f, (double *)s->gi + f,
-                                                                       s->ref + f, in_e, in_i, f, spk + ns);
+            ns += (s->acc ? sm_core_lifq_step : sm_core_lifq_step_direct)(
+                c, count, (double *)s->v + f, (double *)s->ge + f, (double *)s->gi + f, in_e, in_i, &w->refq[r],
+                step, f, spk + ns);
         }
     }
     return ns;

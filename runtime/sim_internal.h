@@ -61,6 +61,8 @@ typedef struct {
     uint32_t piece_lo, piece_hi; /* pieces [lo, hi) */
     uint32_t *runs;              /* neighbouring pieces of one population merged: (pop, first, count) */
     uint32_t nruns;
+    sm_refq_t *refq;             /* [nruns]: each run's refractory neurons (lif runs stepped by sm_core_lifq_step) */
+    uint32_t *refq_mem;          /* their storage: 2 x the worker's neurons */
     uint32_t post_lo, post_hi;   /* neurons [lo, hi) */
     uint32_t *spk[2];            /* spikes of its neurons, by step parity */
     uint32_t nspk[2];

@@ -225,12 +225,89 @@ static void test_poisson_rate(void)
     CU_ASSERT_EQUAL(memcmp(a, b, na * sizeof *a), 0);
 }
 
+/* The queue kernels (sm_core_lifq_step*, used by the simulator) against the counter kernels (sm_core_lif_step*,
+ * a second implementation of refractoriness): the same spikes and the same bits of v, ge and gi, step after
+ * step, for refractory periods of 0 to 7 steps, with and without delay buffers, in double and single precision.
+ * Random inputs are large enough that neurons spike often and some would cross threshold while refractory. */
+#define LIFQ_N 301
+#define LIFQ_STEPS 400
+#define LIFQ_CASE(NAME, T, QK, CK, RING)                                                                       \
+    static void NAME(const sm_lif_consts_t *c, int *bad, uint64_t *nspikes)                                   \
+    {                                                                                                         \
+        static T v[2][LIFQ_N], ge[2][LIFQ_N], gi[2][LIFQ_N], ie[2][LIFQ_N], ii[2][LIFQ_N];                     \
+        static int32_t ref[LIFQ_N];                                                                           \
+        static uint32_t qi[LIFQ_N], qu[LIFQ_N], sa[LIFQ_N], sb[LIFQ_N];                                        \
+        sm_refq_t q = {qi, qu, LIFQ_N, 0, 0};                                                                 \
+        uint64_t x = 88172645463325252ull;                                                                    \
+        memset(ref, 0, sizeof ref);                                                                           \
+        for (int k = 0; k < 2; k++)                                                                           \
+            for (int i = 0; i < LIFQ_N; i++) {                                                                \
+                v[k][i] = (T)(c->v_reset + (c->v_thresh - c->v_reset) * (double)i / LIFQ_N);                  \
+                ge[k][i] = gi[k][i] = ie[k][i] = ii[k][i] = 0;                                                \
+            }                                                                                                 \
+        for (uint64_t step = 0; step < LIFQ_STEPS; step++) {                                                  \
+            for (int i = 0; i < LIFQ_N; i++) { /* xorshift64: inputs to both copies */                      \
+                x ^= x << 13;                                                                                 \
+                x ^= x >> 7;                                                                                  \
+                x ^= x << 17;                                                                                 \
+                T a = (T)((double)(x >> 40) / (double)(1u << 24) * 40.0 * (RING ? 1.0 : 0.5));              \
+                T b = (T)(-(double)(x & 0xffffu) / 65536.0 * (i % 2 ? 5.0 : 6.0));                                            \
+                if (RING) {                                                                                   \
+                    ie[0][i] = ie[1][i] = a;                                                                  \
+                    ii[0][i] = ii[1][i] = b;                                                                  \
+                } else {                                                                                      \
+                    ge[0][i] += a;                                                                            \
+                    ge[1][i] += a;                                                                            \
+                    gi[0][i] += b;                                                                            \
+                    gi[1][i] += b;                                                                            \
+                }                                                                                             \
+            }                                                                                                 \
+            uint32_t na = QK(c, LIFQ_N, v[0], ge[0], gi[0], ie[0], ii[0], &q, step, 7, sa);                   \
+            uint32_t nb = CK(c, LIFQ_N, v[1], ge[1], gi[1], ref, ie[1], ii[1], 7, sb);                        \
+            *nspikes += na;                                                                                   \
+            if (na != nb || memcmp(sa, sb, na * sizeof *sa) != 0 || memcmp(v[0], v[1], sizeof v[0]) != 0 ||   \
+                memcmp(ge[0], ge[1], sizeof ge[0]) != 0 || memcmp(gi[0], gi[1], sizeof gi[0]) != 0) {         \
+                if (!*bad)                                                                                    \
+                    printf("\n    %s: ref_steps %d, step %llu: %u spikes against %u\n    ", #QK, c->ref_steps, \
+                           (unsigned long long)step, na, nb);                                                 \
+                *bad = 1;                                                                                     \
+                return;                                                                                       \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+
+LIFQ_CASE(lifq_f64, double, sm_core_lifq_step, sm_core_lif_step, 1)
+LIFQ_CASE(lifq_f64_direct, double, sm_core_lifq_step_direct, sm_core_lif_step_direct, 0)
+LIFQ_CASE(lifq_f32, float, sm_core_lifq_step_f32, sm_core_lif_step_f32, 1)
+LIFQ_CASE(lifq_f32_direct, float, sm_core_lifq_step_f32_direct, sm_core_lif_step_f32_direct, 0)
+
+static void test_refractory_queue(void)
+{
+    for (int rs = 0; rs <= 7; rs++) {
+        sm_lif_params_t p = {.tau_m = 20, .tau_e = 5, .tau_i = 10, .v_thresh = -50, .v_reset = -60, .v_rest = -49,
+                             .t_ref = 0.1 * rs};
+        sm_lif_consts_t c;
+        CU_ASSERT_EQUAL_FATAL(sm_lif_consts(&p, 0.1, &c, NULL), 0);
+        CU_ASSERT_EQUAL(c.ref_steps, rs);
+        int bad = 0;
+        uint64_t ns = 0;
+        lifq_f64(&c, &bad, &ns);
+        lifq_f64_direct(&c, &bad, &ns);
+        lifq_f32(&c, &bad, &ns);
+        lifq_f32_direct(&c, &bad, &ns);
+        CU_ASSERT_FALSE(bad);
+        /* Enough spikes that refractoriness is exercised: on average above one every 2 ref periods a neuron. */
+        CU_ASSERT(ns > 4u * LIFQ_N * LIFQ_STEPS / (2u * (rs + 2u)) / 2u);
+    }
+}
+
 int sm_test_lif_register(void)
 {
     CU_pSuite s = CU_add_suite("lif", NULL, NULL);
     if (!s || !CU_add_test(s, "constant drive: trajectory, spike steps, refractoriness", test_constant_drive) ||
         !CU_add_test(s, "synaptic current decay and membrane response", test_synaptic_response) ||
-        !CU_add_test(s, "exact propagators", test_consts) || !CU_add_test(s, "poisson rate", test_poisson_rate))
+        !CU_add_test(s, "exact propagators", test_consts) ||
+        !CU_add_test(s, "refractory queue kernels = refractory counter kernels, bit for bit", test_refractory_queue) || !CU_add_test(s, "poisson rate", test_poisson_rate))
         return -1;
     return 0;
 }

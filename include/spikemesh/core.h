@@ -79,6 +79,30 @@ uint32_t sm_core_lif_step_f32_direct(const sm_lif_consts_t *c, uint32_t n, float
                                      float *restrict gi, int32_t *restrict ref, float *restrict in_e,
                                      float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
 
+/* The refractory neurons of one range, for the sm_core_lifq_step kernels: a queue of (index in the range, step
+ * (mod 2^32) in which it is free again), in spike order. A neuron is queued at most once, so cap = the range's
+ * size is enough; start empty (head = len = 0). */
+typedef struct {
+    uint32_t *idx, *until; /* [cap] */
+    uint32_t cap, head, len;
+} sm_refq_t;
+
+/* The step of sm_core_lif_step with refractoriness kept in q instead of a counter per neuron (the free neurons'
+ * arithmetic is the same, so are the results): the vector loop reads and writes only v, ge and gi. step is the
+ * step being computed (steps must follow each other). */
+uint32_t sm_core_lifq_step(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
+                           double *restrict gi, double *restrict in_e, double *restrict in_i, sm_refq_t *q,
+                           uint64_t step, uint32_t base, uint32_t *restrict spikes);
+uint32_t sm_core_lifq_step_direct(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
+                                  double *restrict gi, double *restrict in_e, double *restrict in_i, sm_refq_t *q,
+                                  uint64_t step, uint32_t base, uint32_t *restrict spikes);
+uint32_t sm_core_lifq_step_f32(const sm_lif_consts_t *c, uint32_t n, float *restrict v, float *restrict ge,
+                               float *restrict gi, float *restrict in_e, float *restrict in_i, sm_refq_t *q,
+                               uint64_t step, uint32_t base, uint32_t *restrict spikes);
+uint32_t sm_core_lifq_step_f32_direct(const sm_lif_consts_t *c, uint32_t n, float *restrict v, float *restrict ge,
+                                      float *restrict gi, float *restrict in_e, float *restrict in_i, sm_refq_t *q,
+                                      uint64_t step, uint32_t base, uint32_t *restrict spikes);
+
 /* The same step for populations with a variant set (c->general), in the general form above. drive is the
  * per-neuron drive of these n neurons (mV), or NULL for none. */
 uint32_t sm_core_lifx_step(const sm_lif_consts_t *c, const double *restrict drive, uint32_t n, double *restrict v,
