@@ -176,10 +176,82 @@ SM__LIF_KERNEL(sm_core_lif_step_f32_direct, float, 0)
         return ns;                                                                                            \
     }
 
-SM__LIF_QLOOP(sm__lifq_loop, double, 1)
-SM__LIF_QLOOP(sm__lifq_loop_direct, double, 0)
-SM__LIF_QLOOP(sm__lifq_loop_f32, float, 1)
-SM__LIF_QLOOP(sm__lifq_loop_f32_direct, float, 0)
+SM__LIF_QLOOP(sm__lifq_loop_c, double, 1)
+SM__LIF_QLOOP(sm__lifq_loop_direct_c, double, 0)
+SM__LIF_QLOOP(sm__lifq_loop_f32_c, float, 1)
+SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#define SM__HAVE_AVX512_LOOP 1
+/* The loop in AVX-512 by hand: the compare's mask gives the spikes directly (no sentinel, no second pass over a
+ * block), and the same operations in the same order as the C loop keep the same bits. L: lanes; the tail is left
+ * to the C loop. */
+#define SM__LIF_QLOOP512(NAME, T, L, VT, SFX, MASKT, RING)                                                    \
+    __attribute__((target("avx512f"))) static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n,            \
+                                                            T *restrict v, T *restrict ge, T *restrict gi,      \
+                                                            T *restrict in_e, T *restrict in_i,                 \
+                                                            uint32_t *restrict spk)                             \
+    {                                                                                                         \
+        const VT pm = _mm512_set1_##SFX((T)c->pm), pe = _mm512_set1_##SFX((T)c->pe);                          \
+        const VT pi = _mm512_set1_##SFX((T)c->pi), ce = _mm512_set1_##SFX((T)c->ce);                          \
+        const VT ci = _mm512_set1_##SFX((T)c->ci), v_inf = _mm512_set1_##SFX((T)c->v_inf);                   \
+        const VT v_th = _mm512_set1_##SFX((T)c->v_thresh), v_reset = _mm512_set1_##SFX((T)c->v_reset);        \
+        const VT zero = _mm512_setzero_##SFX();                                                               \
+        uint32_t ns = 0, i = 0;                                                                               \
+        (void)in_e;                                                                                           \
+        (void)in_i;                                                                                           \
+        (void)zero;                                                                                           \
+        for (; i + L <= n; i += L) {                                                                          \
+            VT e = _mm512_loadu_##SFX(ge + i), g = _mm512_loadu_##SFX(gi + i);                                \
+            if (RING) {                                                                                       \
+                e = _mm512_add_##SFX(e, _mm512_loadu_##SFX(in_e + i));                                        \
+                g = _mm512_add_##SFX(g, _mm512_loadu_##SFX(in_i + i));                                        \
+                _mm512_storeu_##SFX(in_e + i, zero);                                                          \
+                _mm512_storeu_##SFX(in_i + i, zero);                                                          \
+            }                                                                                                 \
+            VT vo = _mm512_loadu_##SFX(v + i);                                                                \
+            VT vi = _mm512_add_##SFX(v_inf, _mm512_mul_##SFX(_mm512_sub_##SFX(vo, v_inf), pm));               \
+            vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(e, ce));                                               \
+            vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(g, ci));                                               \
+            MASKT k = _mm512_cmp_##SFX##_mask(vi, v_th, _CMP_GT_OQ);                                          \
+            _mm512_storeu_##SFX(v + i, _mm512_mask_blend_##SFX(k, vi, v_reset));                              \
+            _mm512_storeu_##SFX(ge + i, _mm512_mul_##SFX(e, pe));                                             \
+            _mm512_storeu_##SFX(gi + i, _mm512_mul_##SFX(g, pi));                                             \
+            if (__builtin_expect(k != 0, 0))                                                                  \
+                for (uint32_t b = k; b; b &= b - 1u)                                                          \
+                    spk[ns++] = i + (uint32_t)__builtin_ctz(b);                                               \
+        }                                                                                                     \
+        if (i < n) {                                                                                          \
+            uint32_t m = NAME##_tail(c, n - i, v + i, ge + i, gi + i, RING ? in_e + i : NULL,                 \
+                                     RING ? in_i + i : NULL, spk + ns);                                       \
+            for (uint32_t k = 0; k < m; k++)                                                                  \
+                spk[ns + k] += i;                                                                             \
+            ns += m;                                                                                          \
+        }                                                                                                     \
+        return ns;                                                                                            \
+    }
+
+#define sm__lifq_loop_512_tail sm__lifq_loop_c
+#define sm__lifq_loop_direct_512_tail sm__lifq_loop_direct_c
+#define sm__lifq_loop_f32_512_tail sm__lifq_loop_f32_c
+#define sm__lifq_loop_f32_direct_512_tail sm__lifq_loop_f32_direct_c
+SM__LIF_QLOOP512(sm__lifq_loop_512, double, 8, __m512d, pd, __mmask8, 1)
+SM__LIF_QLOOP512(sm__lifq_loop_direct_512, double, 8, __m512d, pd, __mmask8, 0)
+SM__LIF_QLOOP512(sm__lifq_loop_f32_512, float, 16, __m512, ps, __mmask16, 1)
+SM__LIF_QLOOP512(sm__lifq_loop_f32_direct_512, float, 16, __m512, ps, __mmask16, 0)
+
+static int sm__avx512(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return have;
+}
+#define SM__QLOOP(NAME) (sm__avx512() ? NAME##_512 : NAME##_c)
+#else
+#define SM__QLOOP(NAME) NAME##_c
+#endif
 
 /* Around the loop: the queue. A neuron that spikes in step t is refractory (held at v_reset) in steps t + 1 ..
  * t + ref_steps - 1 and free again in step t + ref_steps, as with the counter of sm_core_lif_step. */
@@ -196,7 +268,7 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct, float, 0)
         }                                                                                                     \
         for (uint32_t k = 0, j = q->head; k < q->len; k++, j = j + 1 == q->cap ? 0 : j + 1)                  \
             v[q->idx[j]] = (T)-INFINITY;                                                                      \
-        uint32_t ns = LOOP(c, n, v, ge, gi, in_e, in_i, spikes);                                              \
+        uint32_t ns = SM__QLOOP(LOOP)(c, n, v, ge, gi, in_e, in_i, spikes);                                              \
         for (uint32_t k = 0, j = q->head; k < q->len; k++, j = j + 1 == q->cap ? 0 : j + 1)                  \
             v[q->idx[j]] = v_reset;                                                                           \
         for (uint32_t k = 0; k < ns; k++) {                                                                   \
