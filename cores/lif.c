@@ -132,18 +132,17 @@ SM__LIF_KERNEL(sm_core_lif_step_f32, float, 1)
 SM__LIF_KERNEL(sm_core_lif_step_f32_direct, float, 0)
 
 /* The same step with refractoriness kept out of the vector loop: the neurons that are refractory wait in a queue
- * (sm_refq_t), in the order they spiked, and only they are touched outside the loop. Their v is set to -inf for
- * the loop (so that they cannot spike: -inf or NaN is never above threshold) and back to v_reset after it, where a
- * refractory neuron's v stays; a spiking neuron's v is written as +inf by the loop (no other value of v is above
- * threshold and stored) and becomes v_reset when the block is scanned. The arithmetic of every free neuron is
- * that of the kernel above, so the results are the same bits; the loop moves 24 bytes a neuron (double) instead
- * of 28 and has no counter to count down. */
+ * (sm_refq_t), in the order they spiked (see SM__LIF_QSTEP). A spiking neuron's v is written as +inf by the loop
+ * (no other value of v is above threshold and stored) and becomes v_spk when the block is scanned. The arithmetic
+ * of every free neuron is that of the kernel above, so the results are the same bits; the loop moves 24 bytes a
+ * neuron (double) instead of 28 and has no counter to count down. */
 #define SM__LIF_QLOOP(NAME, T, RING)                                                                           \
     SM__CLONES static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge,        \
-                                    T *restrict gi, T *restrict in_e, T *restrict in_i, uint32_t *restrict spk) \
+                                    T *restrict gi, T *restrict in_e, T *restrict in_i, T v_spk,               \
+                                    uint32_t *restrict spk)                                                   \
     {                                                                                                         \
         const T pm = (T)c->pm, pe = (T)c->pe, pi = (T)c->pi, ce = (T)c->ce, ci = (T)c->ci;                    \
-        const T v_inf = (T)c->v_inf, v_th = (T)c->v_thresh, v_reset = (T)c->v_reset, up = (T)INFINITY;       \
+        const T v_inf = (T)c->v_inf, v_th = (T)c->v_thresh, up = (T)INFINITY;                                 \
         uint32_t ns = 0;                                                                                      \
         (void)in_e;                                                                                           \
         (void)in_i;                                                                                           \
@@ -169,7 +168,7 @@ SM__LIF_KERNEL(sm_core_lif_step_f32_direct, float, 0)
             if (fired)                                                                                        \
                 for (uint32_t i = b0; i < b1; i++)                                                            \
                     if (v[i] == up) {                                                                         \
-                        v[i] = v_reset;                                                                       \
+                        v[i] = v_spk;                                                                         \
                         spk[ns++] = i;                                                                        \
                     }                                                                                         \
         }                                                                                                     \
@@ -190,13 +189,13 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
 #define SM__LIF_QLOOP512(NAME, T, L, VT, SFX, MASKT, RING)                                                    \
     __attribute__((target("avx512f"))) static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n,            \
                                                             T *restrict v, T *restrict ge, T *restrict gi,      \
-                                                            T *restrict in_e, T *restrict in_i,                 \
+                                                            T *restrict in_e, T *restrict in_i, T v_spk1,       \
                                                             uint32_t *restrict spk)                             \
     {                                                                                                         \
         const VT pm = _mm512_set1_##SFX((T)c->pm), pe = _mm512_set1_##SFX((T)c->pe);                          \
         const VT pi = _mm512_set1_##SFX((T)c->pi), ce = _mm512_set1_##SFX((T)c->ce);                          \
         const VT ci = _mm512_set1_##SFX((T)c->ci), v_inf = _mm512_set1_##SFX((T)c->v_inf);                   \
-        const VT v_th = _mm512_set1_##SFX((T)c->v_thresh), v_reset = _mm512_set1_##SFX((T)c->v_reset);        \
+        const VT v_th = _mm512_set1_##SFX((T)c->v_thresh), v_spk = _mm512_set1_##SFX(v_spk1);                 \
         const VT zero = _mm512_setzero_##SFX();                                                               \
         uint32_t ns = 0, i = 0;                                                                               \
         (void)in_e;                                                                                           \
@@ -215,7 +214,7 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
             vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(e, ce));                                               \
             vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(g, ci));                                               \
             MASKT k = _mm512_cmp_##SFX##_mask(vi, v_th, _CMP_GT_OQ);                                          \
-            _mm512_storeu_##SFX(v + i, _mm512_mask_blend_##SFX(k, vi, v_reset));                              \
+            _mm512_storeu_##SFX(v + i, _mm512_mask_blend_##SFX(k, vi, v_spk));                                \
             _mm512_storeu_##SFX(ge + i, _mm512_mul_##SFX(e, pe));                                             \
             _mm512_storeu_##SFX(gi + i, _mm512_mul_##SFX(g, pi));                                             \
             if (__builtin_expect(k != 0, 0))                                                                  \
@@ -224,7 +223,7 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
         }                                                                                                     \
         if (i < n) {                                                                                          \
             uint32_t m = NAME##_tail(c, n - i, v + i, ge + i, gi + i, RING ? in_e + i : NULL,                 \
-                                     RING ? in_i + i : NULL, spk + ns);                                       \
+                                     RING ? in_i + i : NULL, v_spk1, spk + ns);                               \
             for (uint32_t k = 0; k < m; k++)                                                                  \
                 spk[ns + k] += i;                                                                             \
             ns += m;                                                                                          \
@@ -254,7 +253,10 @@ static int sm__avx512(void)
 #endif
 
 /* Around the loop: the queue. A neuron that spikes in step t is refractory (held at v_reset) in steps t + 1 ..
- * t + ref_steps - 1 and free again in step t + ref_steps, as with the counter of sm_core_lif_step. */
+ * t + ref_steps - 1 and free again in step t + ref_steps, as with the counter of sm_core_lif_step. While it is
+ * refractory its v holds -inf, which the loop carries along untouched (-inf, or NaN when pm is 0, is never above
+ * threshold): the queue touches a neuron twice a spike, when it spikes (the loop writes -inf) and when it is free
+ * again (v_reset is written back), not once a step. */
 #define SM__LIF_QSTEP(NAME, LOOP, T)                                                                           \
     uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge, T *restrict gi,          \
                   T *restrict in_e, T *restrict in_i, sm_refq_t *q, uint64_t step, uint32_t base,              \
@@ -263,14 +265,11 @@ static int sm__avx512(void)
         const T v_reset = (T)c->v_reset;                                                                      \
         const uint32_t now = (uint32_t)step, rs = c->ref_steps > 0 ? (uint32_t)c->ref_steps : 0;              \
         while (q->len > 0 && (int32_t)(q->until[q->head] - now) <= 0) {                                      \
+            v[q->idx[q->head]] = v_reset;                                                                     \
             q->head = q->head + 1 == q->cap ? 0 : q->head + 1;                                                \
             q->len--;                                                                                         \
         }                                                                                                     \
-        for (uint32_t k = 0, j = q->head; k < q->len; k++, j = j + 1 == q->cap ? 0 : j + 1)                  \
-            v[q->idx[j]] = (T)-INFINITY;                                                                      \
-        uint32_t ns = SM__QLOOP(LOOP)(c, n, v, ge, gi, in_e, in_i, spikes);                                              \
-        for (uint32_t k = 0, j = q->head; k < q->len; k++, j = j + 1 == q->cap ? 0 : j + 1)                  \
-            v[q->idx[j]] = v_reset;                                                                           \
+        uint32_t ns = SM__QLOOP(LOOP)(c, n, v, ge, gi, in_e, in_i, rs >= 2 ? (T)-INFINITY : v_reset, spikes); \
         for (uint32_t k = 0; k < ns; k++) {                                                                   \
             if (rs >= 2 && q->len < q->cap) { /* never full: a neuron is queued at most once */              \
                 uint32_t j = q->head + q->len;                                                                \

@@ -595,7 +595,22 @@ static double sm__get(const sm_sim_t *s, const void *a, uint32_t id)
 {
     return s->opts.single ? (double)((const float *)a)[id] : ((const double *)a)[id];
 }
-double sm_sim_v(const sm_sim_t *s, uint32_t id) { return sm__get(s, s->v, id); }
+double sm_sim_v(const sm_sim_t *s, uint32_t id)
+{
+    double v = sm__get(s, s->v, id);
+    if (isfinite(v) || id >= s->net->n)
+        return v;
+    /* A refractory neuron of the queue kernels holds -inf (NaN when pm is 0): it is at its v_reset. */
+    uint32_t lo = 0, hi = s->net->npops;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->net->pops[mid].first <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return s->consts[lo].v_reset;
+}
 double sm_sim_ge(const sm_sim_t *s, uint32_t id) { return sm__get(s, s->ge, id); }
 double sm_sim_gi(const sm_sim_t *s, uint32_t id) { return sm__get(s, s->gi, id); }
 uint64_t sm_sim_now(const sm_sim_t *s) { return s->step; }

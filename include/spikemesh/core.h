@@ -88,8 +88,9 @@ typedef struct {
 } sm_refq_t;
 
 /* The step of sm_core_lif_step with refractoriness kept in q instead of a counter per neuron (the free neurons'
- * arithmetic is the same, so are the results): the vector loop reads and writes only v, ge and gi. step is the
- * step being computed (steps must follow each other). */
+ * arithmetic is the same, so are the spikes, ge and gi): the vector loop reads and writes only v, ge and gi. While
+ * a neuron is refractory (ref_steps >= 2) its v holds -inf (NaN when pm is 0) instead of v_reset. step is the step
+ * being computed (steps must follow each other). */
 uint32_t sm_core_lifq_step(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
                            double *restrict gi, double *restrict in_e, double *restrict in_i, sm_refq_t *q,
                            uint64_t step, uint32_t base, uint32_t *restrict spikes);
