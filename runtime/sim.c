@@ -17,6 +17,7 @@ static void sm__free_state(sm_sim_t *s)
     free(s->ge);
     free(s->gi);
     free(s->ref);
+    free(s->rsplit);
     free(s->acc);
     free(s->consts);
     free(s->p_spike);
@@ -89,6 +90,19 @@ static void sm__assign_workers(sm_sim_t *s)
         wk->post_lo = wk->piece_lo < d->npieces ? d->pieces[wk->piece_lo].first : d->n;
         wk->post_hi = q < d->npieces ? d->pieces[q].first : d->n;
     }
+}
+
+/* First synapse of a row (sorted by postsynaptic neuron) whose target is at least post. */
+static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint32_t post)
+{
+    while (a < b) {
+        const sm_syn_t *m = a + (b - a) / 2;
+        if (SM_SYN_POST(m->tgt) < post)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
 }
 
 int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opts, sm_errbuf_t *eb)
@@ -171,6 +185,17 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
                     at += 2 * count;
                 }
             }
+        }
+    }
+    if (!bad && s->nworkers > 1) {
+        /* Each row is sorted by target: split it once, here, where each worker's neurons start. */
+        uint32_t nw = s->nworkers - 1;
+        s->rsplit = malloc(((size_t)d->n * nw + 1) * sizeof *s->rsplit);
+        bad = !s->rsplit;
+        for (uint32_t id = 0; id < d->n && !bad; id++) {
+            const sm_syn_t *a = d->syn + d->row[id], *b = d->syn + d->row[id + 1];
+            for (uint32_t w = 0; w < nw; w++)
+                s->rsplit[(size_t)id * nw + w] = (uint32_t)(sm__row_lower(a, b, s->workers[w + 1].post_lo) - a);
         }
     }
     if (bad) {
@@ -358,19 +383,6 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
     return ns;
 }
 
-/* First synapse of a row (sorted by postsynaptic neuron) whose target is at least post. */
-static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint32_t post)
-{
-    while (a < b) {
-        const sm_syn_t *m = a + (b - a) / 2;
-        if (SM_SYN_POST(m->tgt) < post)
-            a = m + 1;
-        else
-            b = m;
-    }
-    return a;
-}
-
 /* route: every spike becomes a packet of its piece's key; the cores on its multicast tree apply the synapses
  * of its row into their delay buffers (or, when every delay is one step, straight into ge and gi). Each worker
  * applies the synapses onto its own neurons, for all spikes in global order, so sums do not depend on the
@@ -398,9 +410,10 @@ static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint3
                         __builtin_prefetch(nx + 64 * l);                                                      \
                 }                                                                                             \
                 const sm_syn_t *sy = d->syn + d->row[id], *end = d->syn + d->row[id + 1];                     \
-                if (split) {                                                                                  \
-                    sy = sm__row_lower(sy, end, w->post_lo);                                                  \
-                    end = sm__row_lower(sy, end, w->post_hi);                                                 \
+                if (split) { /* this worker's targets only */                                                \
+                    const uint32_t *sp = s->rsplit + (size_t)id * (s->nworkers - 1);                          \
+                    end = w->id + 1 < s->nworkers ? sy + sp[w->id] : end;                                     \
+                    sy = w->id > 0 ? sy + sp[w->id - 1] : sy;                                                 \
                 }                                                                                             \
                 ops += (uint64_t)(end - sy);                                                                  \
                 if (COUNT)                                                                                    \

@@ -83,6 +83,7 @@ struct sm_sim {
     void *ge;     /* mV */
     void *gi;     /* mV */
     int32_t *ref; /* refractory counter: ref_steps + 1 after a spike, down to 0 */
+    uint32_t *rsplit; /* with workers > 1: [n * (workers - 1)]: where worker w + 1's targets start in each row */
     void *acc;    /* delay ring buffers [2 (exc, inh)][R slots][n] mV; NULL when every delay is one step */
     uint32_t R;   /* ring slots = longest delay */
     sm_lif_consts_t *consts; /* per population */
