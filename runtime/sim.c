@@ -404,6 +404,8 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
             const sm__worker_t *src = &s->workers[u];                                                         \
             for (uint32_t k = 0; k < src->nspk[parity]; k++) {                                                \
                 uint32_t id = src->spk[parity][k];                                                            \
+                if (k + 4 < src->nspk[parity]) /* where a row starts: a random read of its own */            \
+                    __builtin_prefetch(&d->row[src->spk[parity][k + 4]]);                                     \
                 if (k + 2 < src->nspk[parity]) { /* rows lie far apart: fetch the next ones early */          \
                     const char *nx = (const char *)(d->syn + d->row[src->spk[parity][k + 2]]);                \
                     for (int l = 0; l < 8; l++)                                                               \
