@@ -182,7 +182,6 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 #include <immintrin.h>
-#define SM__HAVE_AVX512_LOOP 1
 /* The loop in AVX-512 by hand: the compare's mask gives the spikes directly (no sentinel, no second pass over a
  * block), and the same operations in the same order as the C loop keep the same bits. L: lanes; the tail is left
  * to the C loop. */
