@@ -241,10 +241,13 @@ SM__LIF_QLOOP512(sm__lifq_loop_f32_direct_512, float, 16, __m512, ps, __mmask16,
 
 static int sm__avx512(void)
 {
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return have;
+    static int have = -1; /* worker threads may all ask at once: relaxed atomics, every one stores the same */
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
+        h = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+    }
+    return h;
 }
 #define SM__QLOOP(NAME) (sm__avx512() ? NAME##_512 : NAME##_c)
 #else

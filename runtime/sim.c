@@ -187,8 +187,10 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             }
         }
     }
-    if (!bad && s->nworkers > 1) {
-        /* Each row is sorted by target: split it once, here, where each worker's neurons start. */
+    /* Each row is sorted by target: split it once, here, where each worker's neurons start (unless that table
+     * would take more than a quarter of the synapses' own memory: then each spike's row is searched). */
+    if (!bad && s->nworkers > 1 &&
+        (uint64_t)d->n * (s->nworkers - 1) * sizeof *s->rsplit <= d->row[d->n] * sizeof *d->syn / 4) {
         uint32_t nw = s->nworkers - 1;
         s->rsplit = malloc(((size_t)d->n * nw + 1) * sizeof *s->rsplit);
         bad = !s->rsplit;
@@ -412,10 +414,13 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
                         __builtin_prefetch(nx + 64 * l);                                                      \
                 }                                                                                             \
                 const sm_syn_t *sy = d->syn + d->row[id], *end = d->syn + d->row[id + 1];                     \
-                if (split) { /* this worker's targets only */                                                \
+                if (split && s->rsplit) { /* this worker's targets only */                                   \
                     const uint32_t *sp = s->rsplit + (size_t)id * (s->nworkers - 1);                          \
                     end = w->id + 1 < s->nworkers ? sy + sp[w->id] : end;                                     \
                     sy = w->id > 0 ? sy + sp[w->id - 1] : sy;                                                 \
+                } else if (split) {                                                                           \
+                    sy = sm__row_lower(sy, end, w->post_lo);                                                  \
+                    end = sm__row_lower(sy, end, w->post_hi);                                                 \
                 }                                                                                             \
                 ops += (uint64_t)(end - sy);                                                                  \
                 if (COUNT)                                                                                    \
@@ -624,7 +629,11 @@ double sm_sim_v(const sm_sim_t *s, uint32_t id)
         else
             hi = mid;
     }
-    return s->consts[lo].v_reset;
+    const sm_pop_t *pp = &s->net->pops[lo];
+    if (pp->model != SM_MODEL_LIF || s->consts[lo].general || pp->drive)
+        return v; /* stepped by the counter kernels: a non-finite v is the model's own */
+    double r = s->consts[lo].v_reset;
+    return s->opts.single ? (double)(float)r : r;
 }
 double sm_sim_ge(const sm_sim_t *s, uint32_t id) { return sm__get(s, s->ge, id); }
 double sm_sim_gi(const sm_sim_t *s, uint32_t id) { return sm__get(s, s->gi, id); }
