@@ -345,8 +345,8 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     else
         snprintf(mesh, sizeof mesh, "\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file",
                  (unsigned long long)w, (unsigned long long)h);
-    /* Trial on the larger mesh: the same synapses, fresh cores, pieces and tables (the partition does not depend
-     * on the mesh, so the cores fit; the routing tables may not). */
+    /* Trial on the larger mesh: the same synapses and cores, fresh pieces and tables (the partition does not
+     * depend on the mesh, so the cores fit; the routing tables may not). */
     sm_deploy_t t = *d;
     sm_errbuf_t teb = {0};
     big.width = (uint32_t)w;
@@ -364,9 +364,17 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     memset(&t.mesh, 0, sizeof t.mesh);
     t.fanout_rounds = 0;
     t.trial = 1; /* a failure inside the trial must not start trials of its own */
-    int rc = sm__partition_fanout(net, &big, &t, &teb);
-    if (rc == 0)
+    /* The cores are the ones just partitioned, in order on the larger mesh. */
+    int rc = SM_ENOMEM;
+    if ((t.cores = malloc(((size_t)d->ncores + 1) * sizeof *t.cores)) != NULL) {
+        memcpy(t.cores, d->cores, (size_t)d->ncores * sizeof *t.cores);
+        t.ncores = d->ncores;
+        for (uint32_t c = 0; c < t.ncores; c++) {
+            t.cores[c].tile = c / big.cores_per_tile;
+            t.cores[c].slot = c % big.cores_per_tile;
+        }
         rc = sm__route(net, &big, &t, &teb);
+    }
     free(t.cores);
     free(t.pieces);
     free(t.piece_of);

@@ -80,6 +80,31 @@ static uint32_t sm__ctz(uint32_t x)
 static void sm__match(const uint32_t *keys, uint32_t lo, uint32_t hi, int bit, uint32_t key, uint32_t mask,
                       uint32_t *out, uint32_t *nout)
 {
+    uint32_t low = ~mask;
+    if ((low & (low + 1u)) == 0 && bit == 31) {
+        /* A prefix mask (every cared bit above every don't-care one): the keys it matches are one range of the
+         * sorted keys, [key, key + low]; two binary searches find it. */
+        uint32_t first = key & mask, last = first | low, a = lo, z = hi;
+        while (a < z) {
+            uint32_t mid = a + (z - a) / 2;
+            if (keys[mid] < first)
+                a = mid + 1;
+            else
+                z = mid;
+        }
+        uint32_t b = a;
+        z = hi;
+        while (b < z) {
+            uint32_t mid = b + (z - b) / 2;
+            if (keys[mid] <= last)
+                b = mid + 1;
+            else
+                z = mid;
+        }
+        for (uint32_t i = a; i < b; i++)
+            out[(*nout)++] = i;
+        return;
+    }
     while (lo < hi) {
         if (bit < 0 || (mask & (bit >= 31 ? ~0u : (2u << bit) - 1u)) == 0) { /* nothing left to check */
             for (uint32_t i = lo; i < hi; i++)
