@@ -128,6 +128,9 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     s->nsteps = (uint64_t)steps;
     s->R = d->max_delay;
     s->nworkers = opts->threads ? opts->threads : (uint32_t)uv_available_parallelism();
+    if (!opts->threads && s->nworkers > d->n / SM_NEURONS_PER_THREAD)
+        s->nworkers = d->n / SM_NEURONS_PER_THREAD; /* the default: a smaller share would not pay for the step's
+                                                     * synchronisation */
     if (s->nworkers < 1)
         s->nworkers = 1;
     if (s->nworkers > d->ncores)

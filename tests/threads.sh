@@ -71,4 +71,12 @@ done
 check "sparse: spikes were fired" [ "$(wc -l <"$tmp/s1/spikes.csv")" -gt 100 ]
 check "sparse: spikes at 3 threads = 1 thread" cmp -s "$tmp/s1/spikes.csv" "$tmp/s3/spikes.csv"
 check "sparse: counters at 3 threads = 1 thread" cmp -s "$tmp/s1/traffic.json" "$tmp/s3/traffic.json"
+
+# The default thread count: one per CPU, at most one per 16384 neurons (SM_NEURONS_PER_THREAD).
+"$SPIKEMESH" run cuba --duration 10 --no-progress --json >"$tmp/def4k.json" 2>/dev/null
+check "default threads: cuba (4000 neurons) runs on 1 thread" [ "$(json_num "$tmp/def4k.json" threads)" = 1 ]
+"$SPIKEMESH" run cuba:40000 --chip loihi:18x18 --duration 10 --no-progress --json >"$tmp/def40k.json" 2>/dev/null
+cpus=$(nproc 2>/dev/null || echo 1)
+want=$((cpus < 2 ? cpus : 2))
+check "default threads: cuba:40000 runs on min(CPUs, 2) = $want threads" [ "$(json_num "$tmp/def40k.json" threads)" = "$want" ]
 finish

@@ -13,13 +13,18 @@
 extern "C" {
 #endif
 
+/* The default number of worker threads is one per CPU, but no more than one per this many neurons: a step of
+ * fewer neurons a thread is too short to pay for the threads' synchronisation. */
+#define SM_NEURONS_PER_THREAD 16384u
+
 typedef struct {
     double duration;     /* ms of biological time */
     int realtime;        /* 1: one step per dt of wall time */
     int progress;        /* -1: when stderr is a terminal, 0: never, 1: always */
     const char *out_dir; /* NULL: write no files */
     int handle_signals;  /* 1: SIGINT/SIGTERM stop the run at the end of the current step */
-    uint32_t threads;    /* worker threads (0: one per CPU); results do not depend on it */
+    uint32_t threads;    /* worker threads (0: one per CPU, at most one per SM_NEURONS_PER_THREAD neurons); results
+                          * do not depend on it */
     int single;          /* 1: neuron state in single precision (float), 0: double */
     int profile;         /* 1: time each phase (update, route, record) */
     int timing;          /* 1: model each step's time and energy on the chip */
