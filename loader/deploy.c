@@ -325,8 +325,10 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
 {
     char base[SM_NAME_MAX], mesh[96];
     sm_chip_t big = *chip, pre;
+    uint64_t board = (uint64_t)chip->chips_x * chip->chips_y > 1, cw = chip->width / chip->chips_x,
+             ch = chip->height / chip->chips_y;
     snprintf(base, sizeof base, "%s", chip->name);
-    char *colon = strchr(base, ':');
+    char *colon = strpbrk(base, ":*");
     if (colon)
         *colon = '\0';
     if (w > SM__MESH_SIDE_MAX || h > SM__MESH_SIDE_MAX || w * h > SM__MESH_TILES_MAX) {
@@ -340,7 +342,13 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
                  pre.synapse_bytes == chip->synapse_bytes && pre.max_fan_in == chip->max_fan_in &&
                  pre.max_fan_out == chip->max_fan_out && pre.table_entries == chip->table_entries &&
                  pre.max_delay_steps == chip->max_delay_steps;
-    if (preset)
+    if (board && preset && cw == pre.width && ch == pre.height)
+        snprintf(mesh, sizeof mesh, "--chip %s*%llux%llu", base, (unsigned long long)(w / cw),
+                 (unsigned long long)(h / ch));
+    else if (board)
+        snprintf(mesh, sizeof mesh, "\"board\": {\"chips_x\": %llu, \"chips_y\": %llu} in the chip file",
+                 (unsigned long long)(w / cw), (unsigned long long)(h / ch));
+    else if (preset)
         snprintf(mesh, sizeof mesh, "--chip %s:%llux%llu", base, (unsigned long long)w, (unsigned long long)h);
     else
         snprintf(mesh, sizeof mesh, "\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file",
@@ -351,6 +359,10 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     sm_errbuf_t teb = {0};
     big.width = (uint32_t)w;
     big.height = (uint32_t)h;
+    if (board) {
+        big.chips_x = (uint32_t)(w / cw);
+        big.chips_y = (uint32_t)(h / ch);
+    }
     t.chip = big;
     t.cores = NULL;
     t.ncores = 0;
@@ -806,13 +818,30 @@ static int sm__partition_fanout(const sm_net_t *net, const sm_chip_t *chip, sm_d
         limval = chip->max_fan_out;
     }
     uint64_t tiles = (nc + chip->cores_per_tile - 1) / chip->cores_per_tile;
-    /* Suggest the squarest mesh with enough tiles, never smaller than the chip's own sides. */
-    uint64_t w = (uint64_t)ceil(sqrt((double)tiles)), h;
-    if (w < chip->width)
-        w = chip->width;
-    h = (tiles + w - 1) / w;
-    if (h < chip->height)
-        h = chip->height;
+    /* Suggest the squarest mesh with enough tiles, never smaller than the chip's own sides; on a board, the
+     * squarest board of whole chips. */
+    uint64_t w, h;
+    if ((uint64_t)chip->chips_x * chip->chips_y > 1) {
+        uint64_t cw = chip->width / chip->chips_x, ch = chip->height / chip->chips_y;
+        uint64_t chips = (tiles + cw * ch - 1) / (cw * ch), by;
+        uint64_t bx = (uint64_t)ceil(sqrt((double)chips * (double)ch / (double)cw)); /* square in tiles */
+        if (bx < 1)
+            bx = 1;
+        if (bx < chip->chips_x)
+            bx = chip->chips_x;
+        by = (chips + bx - 1) / bx;
+        if (by < chip->chips_y)
+            by = chip->chips_y;
+        w = bx * cw;
+        h = by * ch;
+    } else {
+        w = (uint64_t)ceil(sqrt((double)tiles));
+        if (w < chip->width)
+            w = chip->width;
+        h = (tiles + w - 1) / w;
+        if (h < chip->height)
+            h = chip->height;
+    }
     char sugg[SM_ERRBUF_SIZE / 2];
     if (d->trial)
         snprintf(sugg, sizeof sugg, "a larger mesh is needed");

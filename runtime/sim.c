@@ -479,6 +479,8 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         for (uint32_t i = 0; i < ns; i++) {
             s->piece_pending[d->piece_of[w->spk[p][i]]]++;
             s->neuron_pending[w->spk[p][i]]++;
+            if (i < 4) /* the route starts with these rows: where they start is fetched early */
+                __builtin_prefetch(&d->row[w->spk[p][i]]);
         }
         if (s->synin)
             for (uint32_t i = 0; i < ns; i++)

@@ -582,6 +582,19 @@ if [ -n "$sugg" ]; then
     fi
 fi
 
+expect_fail "cuba:40000 does not fit a board of 2x2 loihi chips: a larger board is named" \
+    "network 'cuba:40000' does not fit chip 'loihi\\*2x2': it needs at least [0-9]+ cores, [0-9]+ more than the 512 cores of 16x8 tiles x 4; .*--chip loihi\\*[0-9]+x[0-9]+ would fit" \
+    -- info cuba:40000 --chip 'loihi*2x2'
+sugg=$(sed -n 's/.*--chip \(loihi\*[0-9]*x[0-9]*\) would fit.*/\1/p' "$T/.err")
+if [ -n "$sugg" ]; then
+    run_prog info cuba:40000 --chip "$sugg"
+    if [ "$rc" -eq 0 ]; then
+        report "the suggested board --chip $sugg does fit cuba:40000" ""
+    else
+        report "the suggested board --chip $sugg does fit cuba:40000" "exit status $rc"
+    fi
+fi
+
 mk fan-in.json <<'EOF'
 {
   "populations": [
