@@ -384,7 +384,8 @@ static int sm_cmd_run(int argc, char **argv)
         }
         printf("  %-15s %.3f s setup, %.3f s loop (%.0f steps per wall second)\n", "wall time", setup,
                st->loop_seconds, st->loop_seconds > 0 ? (double)st->steps / st->loop_seconds : 0.0);
-        printf("  %-15s %u threads, %s precision\n", "workers", st->threads, cli.single ? "single" : "double");
+        printf("  %-15s %u thread%s, %s precision\n", "workers", st->threads, st->threads == 1 ? "" : "s",
+               cli.single ? "single" : "double");
         if (cli.profile)
             printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread 0)\n", "profile",
                    st->phase_seconds[0], st->phase_seconds[1], st->phase_seconds[2]);
