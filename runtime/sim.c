@@ -409,10 +409,18 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
             const sm__worker_t *src = &s->workers[u];                                                         \
             for (uint32_t k = 0; k < src->nspk[parity]; k++) {                                                \
                 uint32_t id = src->spk[parity][k];                                                            \
-                if (k + 4 < src->nspk[parity]) /* where a row starts: a random read of its own */            \
-                    __builtin_prefetch(&d->row[src->spk[parity][k + 4]]);                                     \
-                if (k + 2 < src->nspk[parity]) { /* rows lie far apart: fetch the next ones early */          \
-                    const char *nx = (const char *)(d->syn + d->row[src->spk[parity][k + 2]]);                \
+                if (k + 4 < src->nspk[parity]) { /* where a row starts (and splits): random reads of their own */ \
+                    uint32_t a4 = src->spk[parity][k + 4];                                                    \
+                    __builtin_prefetch(&d->row[a4]);                                                          \
+                    if (split && s->rsplit && w->id > 0)                                                      \
+                        __builtin_prefetch(s->rsplit + (size_t)a4 * (s->nworkers - 1) + w->id - 1);           \
+                }                                                                                             \
+                if (k + 2 < src->nspk[parity]) { /* rows lie far apart: fetch this worker's part early */     \
+                    uint32_t a2 = src->spk[parity][k + 2];                                                    \
+                    const sm_syn_t *r0 = d->syn + d->row[a2];                                                 \
+                    if (split && s->rsplit && w->id > 0)                                                      \
+                        r0 += s->rsplit[(size_t)a2 * (s->nworkers - 1) + w->id - 1];                          \
+                    const char *nx = (const char *)r0;                                                        \
                     for (int l = 0; l < 8; l++)                                                               \
                         __builtin_prefetch(nx + 64 * l);                                                      \
                 }                                                                                             \
