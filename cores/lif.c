@@ -71,10 +71,6 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
     return 0;
 }
 
-/* The update kernel, written once and instantiated for double and float state, with and without delay ring
- * buffers. The inner loop has no branches so that the compiler vectorizes it; spiking neurons are found
- * afterwards by their refractory counter, which holds ref_steps + 1 (a value it reaches at no other time)
- * right after a spike. A block of 64 neurons with no spike is not scanned. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 /* One binary, the widest vectors the processor has: AVX-512, AVX2 or the x86-64 baseline, chosen at load
  * time. Floating-point contraction is off (-ffp-contract=off), so every version gives the same bits. */
@@ -83,59 +79,11 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
 #define SM__CLONES
 #endif
 
-#define SM__LIF_KERNEL(NAME, T, RING)                                                                          \
-    SM__CLONES uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge, T *restrict gi,        \
-                  int32_t *restrict ref, T *restrict in_e, T *restrict in_i, uint32_t base,                   \
-                  uint32_t *restrict spikes)                                                                  \
-    {                                                                                                         \
-        const T pm = (T)c->pm, pe = (T)c->pe, pi = (T)c->pi, ce = (T)c->ce, ci = (T)c->ci;                    \
-        const T v_inf = (T)c->v_inf, v_th = (T)c->v_thresh, v_reset = (T)c->v_reset;                         \
-        const int32_t mark = c->ref_steps + 1;                                                                \
-        uint32_t ns = 0;                                                                                      \
-        (void)in_e;                                                                                           \
-        (void)in_i;                                                                                           \
-        for (uint32_t b0 = 0; b0 < n; b0 += 64) {                                                             \
-            uint32_t b1 = n - b0 > 64 ? b0 + 64 : n;                                                          \
-            int32_t fired = 0;                                                                                \
-            for (uint32_t i = b0; i < b1; i++) {                                                              \
-                T e = ge[i], g = gi[i];                                                                       \
-                if (RING) {                                                                                   \
-                    e += in_e[i];                                                                             \
-                    g += in_i[i];                                                                             \
-                    in_e[i] = 0;                                                                              \
-                    in_i[i] = 0;                                                                              \
-                }                                                                                             \
-                int32_t q = ref[i];                                                                           \
-                q = q > 0 ? q - 1 : 0;                                                                        \
-                T vo = v[i];                                                                                  \
-                T vi = v_inf + (vo - v_inf) * pm + e * ce + g * ci;                                           \
-                int32_t free_ = q <= 1; /* refractory while more than one step is left */                     \
-                T vn = free_ ? vi : vo;                                                                       \
-                int32_t s = free_ & (vn > v_th);                                                              \
-                v[i] = s ? v_reset : vn;                                                                      \
-                ref[i] = s ? mark : q;                                                                        \
-                ge[i] = e * pe;                                                                               \
-                gi[i] = g * pi;                                                                               \
-                fired |= s;                                                                                   \
-            }                                                                                                 \
-            if (fired)                                                                                        \
-                for (uint32_t i = b0; i < b1; i++)                                                            \
-                    if (ref[i] == mark)                                                                       \
-                        spikes[ns++] = base + i;                                                              \
-        }                                                                                                     \
-        return ns;                                                                                            \
-    }
-
-SM__LIF_KERNEL(sm_core_lif_step, double, 1)
-SM__LIF_KERNEL(sm_core_lif_step_direct, double, 0)
-SM__LIF_KERNEL(sm_core_lif_step_f32, float, 1)
-SM__LIF_KERNEL(sm_core_lif_step_f32_direct, float, 0)
-
-/* The same step with refractoriness kept out of the vector loop: the neurons that are refractory wait in a queue
- * (sm_refq_t), in the order they spiked (see SM__LIF_QSTEP). A spiking neuron's v is written as +inf by the loop
- * (no other value of v is above threshold and stored) and becomes v_spk when the block is scanned. The arithmetic
- * of every free neuron is that of the kernel above, so the results are the same bits; the loop moves 24 bytes a
- * neuron (double) instead of 28 and has no counter to count down. */
+/* The update kernel, written once and instantiated for double and float state, with and without delay ring
+ * buffers. Refractoriness is kept out of the vector loop: the neurons that are refractory wait in a queue
+ * (sm_refq_t), in the order they spiked (see SM__LIF_QSTEP), so the loop reads and writes only v, ge and gi and
+ * has no branch. A spiking neuron's v is written as +inf by the loop (no other value of v is above threshold and
+ * stored) and becomes v_spk when its block of 64 neurons is scanned; a block with no spike is not scanned. */
 #define SM__LIF_QLOOP(NAME, T, RING)                                                                           \
     SM__CLONES static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v, T *restrict ge,        \
                                     T *restrict gi, T *restrict in_e, T *restrict in_i, T v_spk,               \

@@ -375,7 +375,6 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
     t.max_table = 0;
     memset(&t.mesh, 0, sizeof t.mesh);
     t.fanout_rounds = 0;
-    t.trial = 1; /* a failure inside the trial must not start trials of its own */
     /* The cores are the ones just partitioned, in order on the larger mesh. */
     int rc = SM_ENOMEM;
     if ((t.cores = malloc(((size_t)d->ncores + 1) * sizeof *t.cores)) != NULL) {
@@ -843,10 +842,7 @@ static int sm__partition_fanout(const sm_net_t *net, const sm_chip_t *chip, sm_d
             h = chip->height;
     }
     char sugg[SM_ERRBUF_SIZE / 2];
-    if (d->trial)
-        snprintf(sugg, sizeof sugg, "a larger mesh is needed");
-    else
-        sm__suggest_mesh(net, chip, d, w, h, sugg, sizeof sugg);
+    sm__suggest_mesh(net, chip, d, w, h, sugg, sizeof sugg);
     free(d->cores);
     d->cores = NULL;
     d->ncores = 0;

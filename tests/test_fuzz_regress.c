@@ -61,18 +61,7 @@ static void test_nir_files(void)
 
 /* ---- chip files, with the network tests/fuzz/fuzz_chip.c deploys on them ---- */
 
-static const char fz_net[] =
-    "{\"dt_ms\": 0.5, \"populations\": ["
-    "{\"name\": \"in\", \"size\": 40, \"model\": \"poisson\", \"params\": {\"rate_hz\": 20}},"
-    "{\"name\": \"e\", \"size\": 240}, {\"name\": \"i\", \"size\": 60}],"
-    "\"projections\": ["
-    "{\"pre\": \"in\", \"post\": \"e\", \"weight_mV\": 2, \"connect\": {\"rule\": \"list\", "
-    "\"pairs\": [[0, 0], [1, 7], [39, 239]]}},"
-    "{\"pre\": \"e\", \"post\": \"e\", \"weight_mV\": 0.5, \"delay_ms\": 1.5, "
-    "\"connect\": {\"rule\": \"bernoulli\", \"p\": 0.1}},"
-    "{\"pre\": \"e\", \"post\": \"i\", \"weight_mV\": 1, \"connect\": {\"rule\": \"all_to_all\"}},"
-    "{\"pre\": \"i\", \"post\": \"e\", \"receptor\": \"inh\", \"weight_mV\": -3, "
-    "\"connect\": {\"rule\": \"bernoulli\", \"p\": 0.2}}]}";
+#include "tests/fuzz/chip_net.h"
 
 /* A chip of 2 cores with a fan-out of 100: every e neuron sends to all 60 of i, so with 2 neurons a core an e core
  * reaches 2 x (30 + ~22) > 100 (neuron, core) pairs and cores shrink to 1 neuron: 340 cores. The partition

@@ -47,13 +47,18 @@ cat >"$tmp/delays.json" <<'JSON'
                  {"pre": "i", "post": "e", "receptor": "inhibitory", "connect": {"rule": "bernoulli", "p": 0.1},
                   "weight_mV": -4.0, "delay_ms": 2.0}]}
 JSON
-for t in 1 3; do
-    "$SPIKEMESH" run "$tmp/delays.json" --duration 300 --threads "$t" --out "$tmp/d$t" >/dev/null 2>&1
-    check "delays, $t threads: exits 0" [ $? -eq 0 ]
-done
-check "delays: spikes were fired" [ "$(wc -l <"$tmp/d1/spikes.csv")" -gt 100 ]
-check "delays: spikes at 3 threads = 1 thread" cmp -s "$tmp/d1/spikes.csv" "$tmp/d3/spikes.csv"
-check "delays: counters at 3 threads = 1 thread" cmp -s "$tmp/d1/traffic.json" "$tmp/d3/traffic.json"
+# same_at_3_threads NAME: runs $tmp/NAME.json for 300 ms on 1 and on 3 threads; it must spike, with the same
+# spikes and counters.
+same_at_3_threads() {
+    for t in 1 3; do
+        "$SPIKEMESH" run "$tmp/$1.json" --duration 300 --threads "$t" --out "$tmp/$1$t" >/dev/null 2>&1
+        check "$1, $t threads: exits 0" [ $? -eq 0 ]
+    done
+    check "$1: spikes were fired" [ "$(wc -l <"$tmp/${1}1/spikes.csv")" -gt 100 ]
+    check "$1: spikes at 3 threads = 1 thread" cmp -s "$tmp/${1}1/spikes.csv" "$tmp/${1}3/spikes.csv"
+    check "$1: counters at 3 threads = 1 thread" cmp -s "$tmp/${1}1/traffic.json" "$tmp/${1}3/traffic.json"
+}
+same_at_3_threads delays
 
 # A sparse network (about 2 synapses a neuron): rows too short for a table of where each worker's targets start,
 # so the workers search each row instead. The same holds there.
@@ -64,13 +69,7 @@ cat >"$tmp/sparse.json" <<'JSON'
  "projections": [{"pre": "in", "post": "e", "connect": {"rule": "bernoulli", "p": 0.004}, "weight_mV": 6.0},
                  {"pre": "e", "post": "e", "connect": {"rule": "bernoulli", "p": 0.0004}, "weight_mV": 3.0}]}
 JSON
-for t in 1 3; do
-    "$SPIKEMESH" run "$tmp/sparse.json" --duration 300 --threads "$t" --out "$tmp/s$t" >/dev/null 2>&1
-    check "sparse, $t threads: exits 0" [ $? -eq 0 ]
-done
-check "sparse: spikes were fired" [ "$(wc -l <"$tmp/s1/spikes.csv")" -gt 100 ]
-check "sparse: spikes at 3 threads = 1 thread" cmp -s "$tmp/s1/spikes.csv" "$tmp/s3/spikes.csv"
-check "sparse: counters at 3 threads = 1 thread" cmp -s "$tmp/s1/traffic.json" "$tmp/s3/traffic.json"
+same_at_3_threads sparse
 
 # The default thread count: one per CPU, at most one per 16384 neurons (SM_NEURONS_PER_THREAD).
 "$SPIKEMESH" run cuba --duration 10 --no-progress --json >"$tmp/def4k.json" 2>/dev/null

@@ -9,6 +9,8 @@
 
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "spikemesh/loader.h"
 #include "tools/cli.h"
 
@@ -73,4 +75,16 @@ int sm_cli_load_network(const char *spec, double dt_ms, sm_net_t *net, sm_errbuf
     if (sm_cli_network_is_file(spec))
         return sm_net_load(spec, net, eb);
     return sm_net_builtin(spec, net, eb);
+}
+
+void sm_cli_put_json(const char *cmd, json_t *o)
+{
+    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (!txt) {
+        fprintf(stderr, "spikemesh %s: out of memory writing the JSON\n", cmd);
+        return;
+    }
+    puts(txt);
+    free(txt);
 }

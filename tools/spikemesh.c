@@ -488,11 +488,7 @@ static int sm_cmd_info(int argc, char **argv)
                               "max_core_fan_out", (json_int_t)max_fo, "pieces", (json_int_t)dep.npieces,
                               "table_entries", (json_int_t)dep.table_entries, "max_table_entries",
                               (json_int_t)dep.max_table);
-        char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        if (txt)
-            puts(txt);
-        free(txt);
-        json_decref(o);
+        sm_cli_put_json("info", o);
     } else {
         printf("spikemesh info: %s on %s (%ux%u tiles x %u cores), seed %llu\n", net.name, chip.name, chip.width,
                chip.height, chip.cores_per_tile, (unsigned long long)cli.seed);

@@ -343,11 +343,7 @@ int sm_cmd_traffic(int argc, char **argv)
             json_object_set_new(o, "saturation_rate", json_real(sat));
             rows = NULL;
         }
-        char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (txt)
-            puts(txt);
-        free(txt);
-        json_decref(o);
+        sm_cli_put_json("traffic", o);
     }
     json_decref(rows);
     free(lat);

@@ -1077,11 +1077,7 @@ int sm_cmd_train(int argc, char **argv)
             json_object_set_new(o, "iterations_to_93", json_integer(reach_it));
             json_object_set_new(o, "seconds_to_93", json_real(reach_wall));
         }
-        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(o);
+        sm_cli_put_json("train", o);
     } else {
         printf("  %-15s %.6g -> %.6g (%.1f%% of the first)\n", "loss", first, last, first > 0 ? 100 * last / first : 0);
         if (cls) {

@@ -60,25 +60,6 @@ typedef struct {
 /* Fills c from p for step dt (ms). Returns 0, or SM_EINVAL when a constant is not finite or out of range. */
 int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_errbuf_t *eb);
 
-/* Steps neurons [0, n) of one population piece by one step: adds the inputs that arrived for this step
- * (in_e, in_i, then cleared), integrates exactly, applies threshold, reset and refractoriness.
- * Spiking neurons are written to spikes[] as base + index, in increasing order; returns their count.
- * ref holds the refractory counter: ref_steps + 1 right after a spike, counting down to 0.
- * _direct variants take no input buffers (inputs were added to ge, gi directly: every delay is one step);
- * _f32 variants keep the state in single precision. */
-uint32_t sm_core_lif_step(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
-                          double *restrict gi, int32_t *restrict ref, double *restrict in_e,
-                          double *restrict in_i, uint32_t base, uint32_t *restrict spikes);
-uint32_t sm_core_lif_step_direct(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
-                                 double *restrict gi, int32_t *restrict ref, double *restrict in_e,
-                                 double *restrict in_i, uint32_t base, uint32_t *restrict spikes);
-uint32_t sm_core_lif_step_f32(const sm_lif_consts_t *c, uint32_t n, float *restrict v, float *restrict ge,
-                              float *restrict gi, int32_t *restrict ref, float *restrict in_e,
-                              float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
-uint32_t sm_core_lif_step_f32_direct(const sm_lif_consts_t *c, uint32_t n, float *restrict v, float *restrict ge,
-                                     float *restrict gi, int32_t *restrict ref, float *restrict in_e,
-                                     float *restrict in_i, uint32_t base, uint32_t *restrict spikes);
-
 /* The refractory neurons of one range, for the sm_core_lifq_step kernels: a queue of (index in the range, step
  * (mod 2^32) in which it is free again), in spike order. A neuron is queued at most once, so cap = the range's
  * size is enough; start empty (head = len = 0). */
@@ -87,10 +68,14 @@ typedef struct {
     uint32_t cap, head, len;
 } sm_refq_t;
 
-/* The step of sm_core_lif_step with refractoriness kept in q instead of a counter per neuron (the free neurons'
- * arithmetic is the same, so are the spikes, ge and gi): the vector loop reads and writes only v, ge and gi. While
- * a neuron is refractory (ref_steps >= 2) its v holds -inf (NaN when pm is 0) instead of v_reset. step is the step
- * being computed (steps must follow each other). */
+/* Steps neurons [0, n) of one population piece by one step: adds the inputs that arrived for this step
+ * (in_e, in_i, then cleared), integrates exactly, applies threshold, reset and refractoriness (the step of
+ * docs/network-format.md). Spiking neurons are written to spikes[] as base + index, in increasing order; returns
+ * their count. Refractory neurons are kept in q, not in a counter per neuron, so the vector loop reads and writes
+ * only v, ge and gi; while a neuron is refractory (ref_steps >= 2) its v holds -inf (NaN when pm is 0) instead of
+ * v_reset. step is the step being computed (steps must follow each other). _direct variants take no input
+ * buffers (inputs were added to ge, gi directly: every delay is one step); _f32 variants keep the state in single
+ * precision. */
 uint32_t sm_core_lifq_step(const sm_lif_consts_t *c, uint32_t n, double *restrict v, double *restrict ge,
                            double *restrict gi, double *restrict in_e, double *restrict in_i, sm_refq_t *q,
                            uint64_t step, uint32_t base, uint32_t *restrict spikes);
@@ -104,8 +89,9 @@ uint32_t sm_core_lifq_step_f32_direct(const sm_lif_consts_t *c, uint32_t n, floa
                                       float *restrict gi, float *restrict in_e, float *restrict in_i, sm_refq_t *q,
                                       uint64_t step, uint32_t base, uint32_t *restrict spikes);
 
-/* The same step for populations with a variant set (c->general), in the general form above. drive is the
- * per-neuron drive of these n neurons (mV), or NULL for none. */
+/* The same step for populations with a variant set (c->general), in the general form above, with refractoriness
+ * in a counter per neuron (ref: ref_steps + 1 right after a spike, counting down to 0). drive is the per-neuron
+ * drive of these n neurons (mV), or NULL for none. */
 uint32_t sm_core_lifx_step(const sm_lif_consts_t *c, const double *restrict drive, uint32_t n, double *restrict v,
                            double *restrict ge, double *restrict gi, int32_t *restrict ref, double *restrict in_e,
                            double *restrict in_i, uint32_t base, uint32_t *restrict spikes);

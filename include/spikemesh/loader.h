@@ -172,7 +172,6 @@ typedef struct {
     uint32_t max_table_uncompressed;
     uint64_t table_entries; /* entries in all routers */
     uint32_t max_table;   /* fullest router's entries */
-    int trial;            /* internal: a trial deployment on a larger mesh, which suggests no mesh itself */
 } sm_deploy_t;
 
 
