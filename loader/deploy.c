@@ -8,6 +8,16 @@
 
 #include "spikemesh/loader.h"
 
+void sm_deploy_drop_synapses(sm_deploy_t *d)
+{
+    if (!d)
+        return;
+    free(d->row);
+    free(d->syn);
+    d->row = NULL;
+    d->syn = NULL;
+}
+
 void sm_deploy_free(sm_deploy_t *d)
 {
     if (!d)

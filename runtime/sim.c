@@ -17,7 +17,6 @@ static void sm__free_state(sm_sim_t *s)
     free(s->ge);
     free(s->gi);
     free(s->ref);
-    free(s->rsplit);
     free(s->acc);
     free(s->consts);
     free(s->p_spike);
@@ -46,6 +45,8 @@ static void sm__free_state(sm_sim_t *s)
             free(s->workers[w].runs);
             free(s->workers[w].refq);
             free(s->workers[w].refq_mem);
+            free(s->workers[w].drow);
+            free(s->workers[w].dword);
         }
     free(s->workers);
 }
@@ -105,12 +106,59 @@ static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint3
     return a;
 }
 
+/* Builds a worker's delivery rows: for every source neuron, the part of its row (sorted by target) that falls
+ * on the worker's neurons, with the weight kept once when the part has a single weight. The route then reads
+ * one entry and the worker's own words per spike, half the bytes of the synapses for one-weight rows. */
+static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
+{
+    const sm_deploy_t *d = s->d;
+    uint64_t words = 0;
+    wk->drow = malloc(((size_t)d->n + 1) * sizeof *wk->drow);
+    if (!wk->drow)
+        return -1;
+    for (uint32_t id = 0; id < d->n; id++) {
+        const sm_syn_t *a = d->syn + d->row[id], *b = d->syn + d->row[id + 1];
+        a = sm__row_lower(a, b, wk->post_lo);
+        b = sm__row_lower(a, b, wk->post_hi);
+        uint32_t one = 1, count = (uint32_t)(b - a);
+        for (const sm_syn_t *c = a + 1; c < b && one; c++)
+            one = memcmp(&c->w, &a->w, sizeof a->w) == 0;
+        wk->drow[id].off = words;
+        wk->drow[id].count = count | (one ? 0u : SM__DROW_PAIRS);
+        wk->drow[id].w = count ? a->w : 0.0f;
+        words += one ? count : 2u * (uint64_t)count;
+    }
+    wk->drow[d->n] = (sm__drow_t){words, 0, 0.0f};
+    wk->dword = malloc((size_t)(words ? words : 1) * sizeof *wk->dword);
+    if (!wk->dword)
+        return -1;
+    for (uint32_t id = 0; id < d->n; id++) {
+        const sm__drow_t *e = &wk->drow[id];
+        uint32_t count = e->count & ~SM__DROW_PAIRS, *o = wk->dword + e->off;
+        if (count == 0)
+            continue;
+        const sm_syn_t *a = sm__row_lower(d->syn + d->row[id], d->syn + d->row[id + 1], wk->post_lo);
+        for (uint32_t k = 0; k < count; k++) {
+            if (e->count & SM__DROW_PAIRS) {
+                o[2 * k] = a[k].tgt;
+                memcpy(&o[2 * k + 1], &a[k].w, sizeof a[k].w);
+            } else {
+                o[k] = a[k].tgt;
+            }
+        }
+    }
+    return 0;
+}
+
 int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opts, sm_errbuf_t *eb)
 {
     const sm_net_t *net = d->net;
     size_t n = d->n ? d->n : 1, es = opts->single ? sizeof(float) : sizeof(double);
     int rc;
     *out = NULL;
+    if (!d->row || (d->nsyn > 0 && !d->syn))
+        return sm_errorf(eb, SM_EINVAL, "the deployment's synapses were dropped (sm_deploy_drop_synapses): "
+                                        "create every simulation before dropping them");
     if (!(opts->duration >= 0.0) || !isfinite(opts->duration))
         return sm_errorf(eb, SM_EINVAL, "--duration must be zero or a positive number of ms");
     double steps = floor(opts->duration / net->dt + 1e-9);
@@ -190,19 +238,8 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             }
         }
     }
-    /* Each row is sorted by target: split it once, here, where each worker's neurons start (unless that table
-     * would take more than a quarter of the synapses' own memory: then each spike's row is searched). */
-    if (!bad && s->nworkers > 1 &&
-        (uint64_t)d->n * (s->nworkers - 1) * sizeof *s->rsplit <= d->row[d->n] * sizeof *d->syn / 4) {
-        uint32_t nw = s->nworkers - 1;
-        s->rsplit = malloc(((size_t)d->n * nw + 1) * sizeof *s->rsplit);
-        bad = !s->rsplit;
-        for (uint32_t id = 0; id < d->n && !bad; id++) {
-            const sm_syn_t *a = d->syn + d->row[id], *b = d->syn + d->row[id + 1];
-            for (uint32_t w = 0; w < nw; w++)
-                s->rsplit[(size_t)id * nw + w] = (uint32_t)(sm__row_lower(a, b, s->workers[w + 1].post_lo) - a);
-        }
-    }
+    for (uint32_t w = 0; w < s->nworkers && !bad; w++)
+        bad = sm__build_drows(s, &s->workers[w]) != 0;
     if (bad) {
         sm__free_state(s);
         free(s);
@@ -397,52 +434,56 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
     {                                                                                                         \
         uint32_t *synin = s->synin;                                                                           \
         (void)synin;                                                                                          \
-        const sm_deploy_t *d = s->d;                                                                          \
-        size_t n = d->n, off[128];                                                                            \
+        size_t n = s->d->n, off[128];                                                                         \
         T *tab[2] = {(T *)s->ge, (T *)s->gi}, *acc = (T *)s->acc;                                             \
-        int split = s->nworkers > 1;                                                                          \
+        const sm__drow_t *drow = w->drow;                                                                     \
+        const uint32_t *dword = w->dword;                                                                     \
         uint64_t ops = 0;                                                                                     \
         if (acc)                                                                                              \
             for (uint32_t k = 0; k < 128; k++)                                                                \
                 off[k] = ((size_t)(k >> 6) * s->R + (size_t)((step + (k & 63u) + 1u) % s->R)) * n;            \
         for (uint32_t u = 0; u < s->nworkers; u++) {                                                          \
-            const sm__worker_t *src = &s->workers[u];                                                         \
-            for (uint32_t k = 0; k < src->nspk[parity]; k++) {                                                \
-                uint32_t id = src->spk[parity][k];                                                            \
-                if (k + 4 < src->nspk[parity]) { /* where a row starts (and splits): random reads of their own */ \
-                    uint32_t a4 = src->spk[parity][k + 4];                                                    \
-                    __builtin_prefetch(&d->row[a4]);                                                          \
-                    if (split && s->rsplit && w->id > 0)                                                      \
-                        __builtin_prefetch(s->rsplit + (size_t)a4 * (s->nworkers - 1) + w->id - 1);           \
+            const uint32_t *spk = s->workers[u].spk[parity], nspk = s->workers[u].nspk[parity];              \
+            for (uint32_t k = 0; k < nspk; k++) {                                                             \
+                if (k + 4 < nspk) /* where a row lies: a random read of its own */                            \
+                    __builtin_prefetch(&drow[spk[k + 4]]);                                                    \
+                if (k + 2 < nspk) { /* rows lie far apart: fetch the words early */                           \
+                    const sm__drow_t *e2 = &drow[spk[k + 2]];                                                 \
+                    uint32_t c2 = e2->count;                                                                  \
+                    uint64_t len = (c2 & SM__DROW_PAIRS) ? 2u * (uint64_t)(c2 & ~SM__DROW_PAIRS) : c2;         \
+                    const char *nx = (const char *)((uintptr_t)(dword + e2->off) & ~(uintptr_t)63);           \
+                    const char *ne = (const char *)(dword + e2->off + len);                                   \
+                    for (int l = 0; l < 16 && nx < ne; l++, nx += 64)                                         \
+                        __builtin_prefetch(nx);                                                               \
                 }                                                                                             \
-                if (k + 2 < src->nspk[parity]) { /* rows lie far apart: fetch this worker's part early */     \
-                    uint32_t a2 = src->spk[parity][k + 2];                                                    \
-                    const sm_syn_t *r0 = d->syn + d->row[a2];                                                 \
-                    if (split && s->rsplit && w->id > 0)                                                      \
-                        r0 += s->rsplit[(size_t)a2 * (s->nworkers - 1) + w->id - 1];                          \
-                    const char *nx = (const char *)r0;                                                        \
-                    for (int l = 0; l < 8; l++)                                                               \
-                        __builtin_prefetch(nx + 64 * l);                                                      \
+                const sm__drow_t *e = &drow[spk[k]];                                                          \
+                const uint32_t *wd = dword + e->off;                                                          \
+                uint32_t cnt = e->count & ~SM__DROW_PAIRS;                                                    \
+                ops += cnt;                                                                                   \
+                if (e->count & SM__DROW_PAIRS) {                                                              \
+                    for (uint32_t j = 0; j < cnt; j++) {                                                      \
+                        uint32_t t = wd[2 * j];                                                               \
+                        float wf;                                                                             \
+                        memcpy(&wf, &wd[2 * j + 1], sizeof wf);                                               \
+                        if (COUNT)                                                                            \
+                            synin[SM_SYN_POST(t)]++;                                                          \
+                        if (acc)                                                                              \
+                            acc[off[t >> SM_SYN_POST_BITS] + SM_SYN_POST(t)] += (T)wf;                        \
+                        else                                                                                  \
+                            tab[t >> 31][SM_SYN_POST(t)] += (T)wf;                                            \
+                    }                                                                                         \
+                    continue;                                                                                 \
                 }                                                                                             \
-                const sm_syn_t *sy = d->syn + d->row[id], *end = d->syn + d->row[id + 1];                     \
-                if (split && s->rsplit) { /* this worker's targets only */                                   \
-                    const uint32_t *sp = s->rsplit + (size_t)id * (s->nworkers - 1);                          \
-                    end = w->id + 1 < s->nworkers ? sy + sp[w->id] : end;                                     \
-                    sy = w->id > 0 ? sy + sp[w->id - 1] : sy;                                                 \
-                } else if (split) {                                                                           \
-                    sy = sm__row_lower(sy, end, w->post_lo);                                                  \
-                    end = sm__row_lower(sy, end, w->post_hi);                                                 \
-                }                                                                                             \
-                ops += (uint64_t)(end - sy);                                                                  \
+                T wt = (T)e->w;                                                                               \
                 if (COUNT)                                                                                    \
-                    for (const sm_syn_t *c = sy; c < end; c++)                                                \
-                        synin[SM_SYN_POST(c->tgt)]++;                                                         \
+                    for (uint32_t j = 0; j < cnt; j++)                                                        \
+                        synin[SM_SYN_POST(wd[j])]++;                                                          \
                 if (acc)                                                                                      \
-                    for (; sy < end; sy++)                                                                    \
-                        acc[off[sy->tgt >> SM_SYN_POST_BITS] + SM_SYN_POST(sy->tgt)] += (T)sy->w;             \
+                    for (uint32_t j = 0; j < cnt; j++)                                                        \
+                        acc[off[wd[j] >> SM_SYN_POST_BITS] + SM_SYN_POST(wd[j])] += wt;                       \
                 else                                                                                          \
-                    for (; sy < end; sy++)                                                                    \
-                        tab[sy->tgt >> 31][SM_SYN_POST(sy->tgt)] += (T)sy->w;                                 \
+                    for (uint32_t j = 0; j < cnt; j++)                                                        \
+                        tab[wd[j] >> 31][SM_SYN_POST(wd[j])] += wt;                                           \
             }                                                                                                 \
         }                                                                                                     \
         return ops;                                                                                           \
@@ -487,8 +528,8 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         for (uint32_t i = 0; i < ns; i++) {
             s->piece_pending[d->piece_of[w->spk[p][i]]]++;
             s->neuron_pending[w->spk[p][i]]++;
-            if (i < 4) /* the route starts with these rows: where they start is fetched early */
-                __builtin_prefetch(&d->row[w->spk[p][i]]);
+            if (i < 4) /* the route starts with these rows: where they lie is fetched early */
+                __builtin_prefetch(&w->drow[w->spk[p][i]]);
         }
         if (s->synin)
             for (uint32_t i = 0; i < ns; i++)
@@ -593,8 +634,14 @@ void sm__fold(sm_sim_t *s)
         uint64_t c = s->neuron_pending[i];
         if (c == 0)
             continue;
-        for (uint64_t k = d->row[i]; k < d->row[i + 1]; k++)
-            s->cc[d->pieces[d->piece_of[SM_SYN_POST(d->syn[k].tgt)]].core].synaptic_ops += c;
+        for (uint32_t w = 0; w < s->nworkers; w++) {
+            const sm__drow_t *e = &s->workers[w].drow[i];
+            uint32_t cnt = e->count & ~SM__DROW_PAIRS, stride = (e->count & SM__DROW_PAIRS) ? 2 : 1;
+            for (uint32_t k = 0; k < cnt; k++) {
+                uint32_t post = SM_SYN_POST(s->workers[w].dword[e->off + (uint64_t)k * stride]);
+                s->cc[d->pieces[d->piece_of[post]].core].synaptic_ops += c;
+            }
+        }
         s->neuron_pending[i] = 0;
     }
     uint64_t nu = 0;

@@ -53,6 +53,16 @@ typedef struct {
     int ready; /* mu and cv initialised */
 } sm__spin_barrier_t;
 
+/* Where a source neuron's synapses onto one worker's neurons lie in that worker's delivery words. A row whose
+ * synapses all carry one weight holds only their targets (one word each, as sm_syn_t.tgt) and the weight is w;
+ * any other row holds (tgt, weight bits) pairs. */
+typedef struct {
+    uint64_t off;   /* first word */
+    uint32_t count; /* synapses; SM__DROW_PAIRS set: pairs */
+    float w;        /* the weight of a one-weight row */
+} sm__drow_t;
+#define SM__DROW_PAIRS 0x80000000u
+
 /* A worker thread owns a contiguous range of population pieces (whole cores), hence a contiguous range of
  * neurons: it updates them, and applies to them the synapses of every spike. */
 typedef struct {
@@ -64,6 +74,8 @@ typedef struct {
     sm_refq_t *refq;             /* [nruns]: each run's refractory neurons (lif runs stepped by sm_core_lifq_step) */
     uint32_t *refq_mem;          /* their storage: 2 x the worker's neurons */
     uint32_t post_lo, post_hi;   /* neurons [lo, hi) */
+    sm__drow_t *drow;            /* [n]: each source's synapses onto these neurons */
+    uint32_t *dword;             /* their words, rows in source order */
     uint32_t *spk[2];            /* spikes of its neurons, by step parity */
     uint32_t nspk[2];
     uint64_t ops;                /* synaptic events applied */
@@ -83,7 +95,6 @@ struct sm_sim {
     void *ge;     /* mV */
     void *gi;     /* mV */
     int32_t *ref; /* refractory counter: ref_steps + 1 after a spike, down to 0 */
-    uint32_t *rsplit; /* with workers > 1: [n * (workers - 1)]: where worker w + 1's targets start in each row */
     void *acc;    /* delay ring buffers [2 (exc, inh)][R slots][n] mV; NULL when every delay is one step */
     uint32_t R;   /* ring slots = longest delay */
     sm_lif_consts_t *consts; /* per population */

@@ -1,5 +1,6 @@
 /* tests/test_sim.c: runs through the loop: identical spikes on different chips and placements, traffic and
  * operation counters that add up, and output files moved into place only when complete. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,12 +317,88 @@ static void test_board(void)
     sm_net_free(&net);
 }
 
+/* Synapses are delivered as the network lists them, whatever the thread count and the delays: two sources
+ * that spike in every step (probability 1) feed 600 neurons on three cores. Row 0 mixes weights, row 1 holds
+ * two synapses onto one neuron, the "wide" rows carry one weight onto every neuron. After the input of the
+ * first spikes arrives (step D) and decays once, ge = pe * (sum of excitatory weights) and gi = pi * (sum of
+ * inhibitory weights), with the sums taken here from the lists below (plus the next step's input, with
+ * one-step delays). */
+static void check_delivery(uint32_t delay_steps, uint32_t threads)
+{
+    static const uint32_t pairs[][2] = {{0, 5}, {0, 300}, {0, 599}, {1, 5}, {1, 5}, {2, 100}, {2, 101}};
+    static const double w[] = {0.5, 0.25, 1.0, 2.0, -0.75, 3.0, 3.0};
+    const uint32_t np = sizeof w / sizeof w[0], ntgt = 600;
+    const double wide = -0.125, tau_e = 5.0, tau_i = 10.0, dt = 0.1;
+    char text[2048];
+    int len = snprintf(text, sizeof text,
+                       "{\"dt_ms\": %g, \"populations\": ["
+                       "{\"name\": \"src\", \"size\": 3, \"model\": \"poisson\", \"params\": {\"rate_hz\": 20000}},"
+                       "{\"name\": \"wide\", \"size\": 2, \"model\": \"poisson\", \"params\": {\"rate_hz\": 20000}},"
+                       "{\"name\": \"tgt\", \"size\": %u, \"params\": {\"v_thresh_mV\": 1e9, \"tau_e_ms\": %g,"
+                       " \"tau_i_ms\": %g}}],"
+                       "\"projections\": ["
+                       "{\"pre\": \"src\", \"post\": \"tgt\", \"delay_ms\": %g, \"connect\": {\"rule\": \"list\","
+                       " \"pairs\": [[0,5],[0,300],[0,599],[1,5],[1,5],[2,100],[2,101]],"
+                       " \"weights_mV\": [0.5, 0.25, 1.0, 2.0, -0.75, 3.0, 3.0]}},"
+                       "{\"pre\": \"wide\", \"post\": \"tgt\", \"receptor\": \"inhibitory\", \"weight_mV\": %g,"
+                       " \"delay_ms\": %g, \"connect\": {\"rule\": \"all_to_all\"}}]}",
+                       dt, ntgt, tau_e, tau_i, delay_steps * dt, wide, delay_steps * dt);
+    CU_ASSERT_FATAL(len > 0 && (size_t)len < sizeof text);
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_deploy_t d;
+    sm_sim_t *sim, *again;
+    sm_errbuf_t eb;
+    sm_run_opts_t ro = {.duration = 1e9, .progress = 0, .threads = threads};
+    CU_ASSERT_EQUAL_FATAL(sm_net_parse(text, (size_t)len, "delivery", &net, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_chip_resolve("small", &chip, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_deploy_build(&net, &chip, 1, &d, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_sim_create(&sim, &d, &ro, &eb), 0);
+    sm_deploy_drop_synapses(&d); /* the simulation keeps its own copy */
+    CU_ASSERT_NOT_EQUAL(sm_sim_create(&again, &d, &ro, &eb), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "dropped"));
+    for (uint32_t k = 0; k <= delay_steps; k++)
+        CU_ASSERT_EQUAL(sm_sim_step(sim), 5); /* every source, every step */
+    double in_e[600] = {0}, pe = exp(-dt / tau_e), pi = exp(-dt / tau_i);
+    for (uint32_t k = 0; k < np; k++)
+        in_e[pairs[k][1]] += w[k];
+    uint32_t first = 5; /* tgt's first id */
+    /* with one-step delays the last step's spikes are already added into ge and gi (sm_sim_ge) */
+    double next = delay_steps == 1 ? 1.0 : 0.0;
+    for (uint32_t j = 0; j < ntgt; j++) {
+        double ge = sm_sim_ge(sim, first + j), gi = sm_sim_gi(sim, first + j);
+        CU_ASSERT(fabs(ge - (pe + next) * in_e[j]) <= 1e-12);
+        CU_ASSERT(fabs(gi - (pi + next) * 2.0 * wide) <= 1e-12);
+    }
+    /* synaptic operations: every synapse once per source spike, in total and summed over the cores */
+    const sm_stats_t *st = sm_sim_stats(sim);
+    const sm_core_counters_t *cc = sm_sim_core_counters(sim);
+    uint64_t per_step = np + 2 * ntgt, ops = 0;
+    CU_ASSERT_EQUAL(st->synaptic_ops, (delay_steps + 1) * per_step);
+    for (uint32_t c = 0; c < d.ncores; c++)
+        ops += cc[c].synaptic_ops;
+    CU_ASSERT_EQUAL(ops, (delay_steps + 1) * per_step);
+    CU_ASSERT(d.ncores >= 3);
+    sm_sim_destroy(sim);
+    sm_deploy_free(&d);
+    sm_net_free(&net);
+}
+
+static void test_delivery(void)
+{
+    for (uint32_t t = 1; t <= 3; t++) {
+        check_delivery(1, t); /* straight into ge and gi */
+        check_delivery(3, t); /* through the delay buffers */
+    }
+}
+
 int sm_test_sim_register(void)
 {
     CU_pSuite s = CU_add_suite("sim", NULL, NULL);
     if (!s || !CU_add_test(s, "identical spikes on any chip", test_same_spikes_any_chip) ||
         !CU_add_test(s, "identical spikes with any placer", test_same_spikes_any_placer) ||
         !CU_add_test(s, "counters add up", test_counters) ||
+        !CU_add_test(s, "synapses delivered as listed, any thread count and delay", test_delivery) ||
         !CU_add_test(s, "abandoned outputs are removed", test_abort_cleans) ||
         !CU_add_test(s, "time and energy model against a hand count", test_timing) ||
         !CU_add_test(s, "a board of chips: chip-to-chip hops", test_board))

@@ -313,7 +313,7 @@ static int sm_cmd_run(int argc, char **argv)
         sm_net_free(&net);
         return EXIT_BADINPUT;
     }
-    double setup = (double)(uv_hrtime() - t0) * 1e-9;
+    double setup;
     sm_run_opts_t ro = {.duration = cli.duration >= 0 ? cli.duration : (net.duration > 0 ? net.duration : 1000.0),
                         .realtime = cli.realtime,
                         .progress = cli.json ? (cli.progress > 0) : cli.progress,
@@ -339,6 +339,8 @@ static int sm_cmd_run(int argc, char **argv)
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);
         goto done;
     }
+    sm_deploy_drop_synapses(&dep); /* the simulation holds its own copy, by worker */
+    setup = (double)(uv_hrtime() - t0) * 1e-9;
     sm_sim_set_setup_seconds(sim, setup);
     if ((rc = sm_sim_run(sim, &eb)) != 0 || (rc = sm_sim_write_outputs(sim, &eb)) != 0) {
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);

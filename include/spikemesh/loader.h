@@ -206,6 +206,10 @@ int sm_placement_write(const sm_deploy_t *d, const char *path, sm_errbuf_t *eb);
 /* Reads a placement file; errors as file:line:column. */
 int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb);
 void sm_deploy_free(sm_deploy_t *d);
+/* Frees the synapse table (row, syn) and keeps the rest: a simulation keeps its own copy of the synapses, so
+ * once every simulation of this deployment has been created the table is no longer needed. A simulation
+ * created afterwards is refused. */
+void sm_deploy_drop_synapses(sm_deploy_t *d);
 
 #ifdef __cplusplus
 }

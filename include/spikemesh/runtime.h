@@ -70,7 +70,7 @@ typedef struct {
     uint64_t synaptic_ops;   /* synaptic events applied */
     uint64_t neuron_updates; /* neuron state updates */
     uint64_t overruns;       /* --realtime: steps that finished after their deadline */
-    double setup_seconds;    /* set by the caller: time to build the deployment */
+    double setup_seconds;    /* set by the caller: time to build the deployment and the simulation */
     double loop_seconds;     /* the simulation loop alone */
     int interrupted;         /* stopped by SIGINT or SIGTERM */
     int signal;              /* which */
@@ -98,7 +98,9 @@ const sm_core_counters_t *sm_sim_core_counters(sm_sim_t *s);
 const uint64_t *sm_sim_pop_spikes(const sm_sim_t *s);
 /* Spikes of the last step (global neuron ids, increasing). */
 const uint32_t *sm_sim_last_spikes(const sm_sim_t *s, uint32_t *n);
-/* Neuron state of neuron `id` (global id): membrane potential and synaptic variables, mV. */
+/* Neuron state of neuron `id` (global id): membrane potential and synaptic variables, mV. When every delay of
+ * the network is one step, the spikes of the last step are added straight into ge and gi, so these already
+ * hold the input that arrives in the next step; with longer delays that input waits in the delay buffers. */
 double sm_sim_v(const sm_sim_t *s, uint32_t id);
 double sm_sim_ge(const sm_sim_t *s, uint32_t id);
 double sm_sim_gi(const sm_sim_t *s, uint32_t id);
