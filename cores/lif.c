@@ -131,8 +131,9 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 #include <immintrin.h>
 /* The loop in AVX-512 by hand: the compare's mask gives the spikes directly (no sentinel, no second pass over a
- * block), and the same operations in the same order as the C loop keep the same bits. L: lanes; the tail is left
- * to the C loop. */
+ * block), and the same operations in the same order as the C loop keep the same bits. L: lanes; the neurons
+ * before v's first 64-byte boundary (a range of neurons of a worker or population starts anywhere) and the
+ * tail are left to the C loop. */
 #define SM__LIF_QLOOP512(NAME, T, L, VT, SFX, MASKT, RING)                                                    \
     __attribute__((target("avx512f"))) static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n,            \
                                                             T *restrict v, T *restrict ge, T *restrict gi,      \
@@ -144,10 +145,12 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
         const VT ci = _mm512_set1_##SFX((T)c->ci), v_inf = _mm512_set1_##SFX((T)c->v_inf);                   \
         const VT v_th = _mm512_set1_##SFX((T)c->v_thresh), v_spk = _mm512_set1_##SFX(v_spk1);                 \
         const VT zero = _mm512_setzero_##SFX();                                                               \
-        uint32_t ns = 0, i = 0;                                                                               \
-        (void)in_e;                                                                                           \
-        (void)in_i;                                                                                           \
+        uint32_t ns = 0, i = (uint32_t)((64u - ((uintptr_t)v & 63u)) & 63u) / (uint32_t)sizeof(T);            \
         (void)zero;                                                                                           \
+        if (i > n)                                                                                            \
+            i = n;                                                                                            \
+        if (i > 0) /* up to v's first cache line boundary: vectors that split lines cost two accesses */     \
+            ns = NAME##_tail(c, i, v, ge, gi, in_e, in_i, v_spk1, spk);                                       \
         for (; i + L <= n; i += L) {                                                                          \
             VT e = _mm512_loadu_##SFX(ge + i), g = _mm512_loadu_##SFX(gi + i);                                \
             if (RING) {                                                                                       \

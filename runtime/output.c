@@ -195,7 +195,7 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
 {
     const sm_deploy_t *d = s->d;
     const sm_net_t *net = s->net;
-    sm__fold(s);
+    sm_sim_stats(s); /* folds the counters and gathers the profile */
     double secs = (double)s->step * net->dt * 1e-3;
     json_t *pops = json_array();
     for (uint32_t p = 0; p < net->npops; p++) {
@@ -268,10 +268,18 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
         json_object_set_new(o, "estimated_pair_hops", json_real(d->est_hops));
     json_object_set_new(o, "threads", json_integer(s->stats.threads));
     json_object_set_new(o, "precision", json_string(s->opts.single ? "single" : "double"));
-    if (s->opts.profile)
-        json_object_set_new(o, "profile_seconds",
-                            json_pack("{s:f,s:f,s:f}", "update", s->stats.phase_seconds[0], "route",
-                                      s->stats.phase_seconds[1], "record_and_wait", s->stats.phase_seconds[2]));
+    if (s->opts.profile && s->stats.thread_phase_seconds) {
+        json_t *pr = json_pack("{s:f,s:f,s:f}", "update", s->stats.phase_seconds[0], "route",
+                               s->stats.phase_seconds[1], "record_and_wait", s->stats.phase_seconds[2]);
+        json_t *th = json_array();
+        for (uint32_t w = 0; w < s->stats.threads; w++) {
+            const double *t = s->stats.thread_phase_seconds + 3 * (size_t)w;
+            json_array_append_new(th, json_pack("{s:f,s:f,s:f}", "update", t[0], "route", t[1], "record_and_wait",
+                                                t[2]));
+        }
+        json_object_set_new(pr, "threads", th);
+        json_object_set_new(o, "profile_seconds", pr);
+    }
     char *txt = json_dumps(o, (indent ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     return txt;

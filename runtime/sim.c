@@ -6,10 +6,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "runtime/sim_internal.h"
+
+/* Zeroed memory for the large arrays that every step sweeps or reads at random (state, delay buffers,
+ * delivery rows): from 2 MiB up, aligned to 2 MiB and marked for transparent huge pages, so that random reads
+ * across them do not also miss the TLB. Freed with free(). */
+#define SM__HUGE (2u << 20)
+static void *sm__big_calloc(size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    size_t total = count * size, round = total ? total : 1;
+    void *p = NULL;
+    if (total < SM__HUGE) { /* cache-line aligned: the vector loops then find v, ge and gi at the same offset */
+        if (posix_memalign(&p, 64, round) != 0)
+            return NULL;
+        memset(p, 0, round);
+        return p;
+    }
+    round = (total + SM__HUGE - 1) / SM__HUGE * SM__HUGE;
+    if (round < total || posix_memalign(&p, SM__HUGE, round) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, round, MADV_HUGEPAGE); /* advice only: without it the pages are small */
+#endif
+    memset(p, 0, total);
+    return p;
+}
 
 static void sm__free_state(sm_sim_t *s)
 {
@@ -49,6 +76,7 @@ static void sm__free_state(sm_sim_t *s)
             free(s->workers[w].dword);
         }
     free(s->workers);
+    free(s->thread_prof);
 }
 
 static void sm__worker_main(void *arg);
@@ -113,7 +141,7 @@ static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
 {
     const sm_deploy_t *d = s->d;
     uint64_t words = 0;
-    wk->drow = malloc(((size_t)d->n + 1) * sizeof *wk->drow);
+    wk->drow = sm__big_calloc((size_t)d->n + 1, sizeof *wk->drow);
     if (!wk->drow)
         return -1;
     for (uint32_t id = 0; id < d->n; id++) {
@@ -129,7 +157,9 @@ static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
         words += one ? count : 2u * (uint64_t)count;
     }
     wk->drow[d->n] = (sm__drow_t){words, 0, 0.0f};
-    wk->dword = malloc((size_t)(words ? words : 1) * sizeof *wk->dword);
+    if (words > SIZE_MAX / sizeof *wk->dword)
+        return -1;
+    wk->dword = sm__big_calloc((size_t)(words ? words : 1), sizeof *wk->dword);
     if (!wk->dword)
         return -1;
     for (uint32_t id = 0; id < d->n; id++) {
@@ -184,21 +214,25 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     if (s->nworkers > d->ncores)
         s->nworkers = d->ncores ? d->ncores : 1;
     s->stats.threads = s->nworkers;
-    s->v = malloc(n * es);
-    s->ge = calloc(n, es);
-    s->gi = calloc(n, es);
+    s->v = sm__big_calloc(n, es);
+    s->ge = sm__big_calloc(n, es);
+    s->gi = sm__big_calloc(n, es);
     s->ref = calloc(n, sizeof *s->ref);
-    s->acc = s->R > 1 ? calloc(2 * (size_t)s->R * n, es) : NULL;
+    s->acc = s->R > 1 ? sm__big_calloc(2 * (size_t)s->R * n, es) : NULL;
     s->consts = calloc(net->npops, sizeof *s->consts);
     s->p_spike = calloc(net->npops, sizeof *s->p_spike);
     s->spk = malloc((n + 1) * sizeof *s->spk);
     s->piece_pending = calloc(d->npieces ? d->npieces : 1, sizeof *s->piece_pending);
-    s->neuron_pending = calloc(n, sizeof *s->neuron_pending);
+    s->neuron_pending = sm__big_calloc(n, sizeof *s->neuron_pending);
     s->pop_spikes = calloc(net->npops, sizeof *s->pop_spikes);
     s->cc = calloc(d->ncores ? d->ncores : 1, sizeof *s->cc);
-    s->workers = calloc(s->nworkers, sizeof *s->workers);
+    s->workers = aligned_alloc(64, s->nworkers * sizeof *s->workers);
+    if (s->workers)
+        memset(s->workers, 0, s->nworkers * sizeof *s->workers);
+    s->thread_prof = opts->profile ? calloc((size_t)s->nworkers * 3, sizeof *s->thread_prof) : NULL;
     int bad = !s->v || !s->ge || !s->gi || !s->ref || (s->R > 1 && !s->acc) || !s->consts || !s->p_spike ||
-              !s->spk || !s->piece_pending || !s->neuron_pending || !s->pop_spikes || !s->cc || !s->workers;
+              !s->spk || !s->piece_pending || !s->neuron_pending || !s->pop_spikes || !s->cc || !s->workers ||
+              (opts->profile && !s->thread_prof);
     if (!bad) {
         sm__assign_workers(s);
         for (uint32_t w = 0; w < s->nworkers && !bad; w++) {
@@ -520,7 +554,7 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
 {
     sm_sim_t *s = w->s;
     const sm_deploy_t *d = s->d;
-    int prof = s->opts.profile && w->id == 0;
+    int prof = s->opts.profile;
     for (uint64_t k = 0; k < count; k++) {
         uint64_t step = first + k, t0 = prof ? uv_hrtime() : 0, t1, t2;
         uint32_t p = (uint32_t)(step & 1u), ns = sm__phase_update(s, w, step, w->spk[p]);
@@ -559,9 +593,9 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         }
         if (prof) {
             uint64_t t3 = uv_hrtime();
-            s->stats.phase_seconds[0] += (double)(t1 - t0) * 1e-9;
-            s->stats.phase_seconds[2] += (double)(t2 - t1) * 1e-9;
-            s->stats.phase_seconds[1] += (double)(t3 - t2) * 1e-9;
+            w->prof[0] += (double)(t1 - t0) * 1e-9;
+            w->prof[2] += (double)(t2 - t1) * 1e-9;
+            w->prof[1] += (double)(t3 - t2) * 1e-9;
         }
     }
     if (s->nworkers > 1) /* every route of the batch is done before the batch returns */
@@ -656,6 +690,12 @@ void sm__fold(sm_sim_t *s)
 const sm_stats_t *sm_sim_stats(sm_sim_t *s)
 {
     sm__fold(s);
+    if (s->thread_prof) {
+        for (uint32_t w = 0; w < s->nworkers; w++)
+            memcpy(s->thread_prof + 3 * (size_t)w, s->workers[w].prof, sizeof s->workers[w].prof);
+        memcpy(s->stats.phase_seconds, s->workers[0].prof, sizeof s->stats.phase_seconds);
+        s->stats.thread_phase_seconds = s->thread_prof;
+    }
     return &s->stats;
 }
 

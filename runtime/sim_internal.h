@@ -66,7 +66,7 @@ typedef struct {
 /* A worker thread owns a contiguous range of population pieces (whole cores), hence a contiguous range of
  * neurons: it updates them, and applies to them the synapses of every spike. */
 typedef struct {
-    struct sm_sim *s;
+    _Alignas(64) struct sm_sim *s; /* workers lie in one array: each starts a cache line of its own */
     uint32_t id;
     uint32_t piece_lo, piece_hi; /* pieces [lo, hi) */
     uint32_t *runs;              /* neighbouring pieces of one population merged: (pop, first, count) */
@@ -79,6 +79,7 @@ typedef struct {
     uint32_t *spk[2];            /* spikes of its neurons, by step parity */
     uint32_t nspk[2];
     uint64_t ops;                /* synaptic events applied */
+    double prof[3];              /* --profile: seconds in update, route, record and wait */
     uint32_t sense;              /* barrier sense */
     uv_sem_t go;                 /* posted when a batch starts (or the worker must leave) */
     int started;
@@ -107,6 +108,7 @@ struct sm_sim {
     /* workers: worker 0 is the thread that runs the loop */
     uint32_t nworkers;
     sm__worker_t *workers;
+    double *thread_prof; /* --profile: [nworkers][3], copied from the workers by sm_sim_stats */
     sm__spin_barrier_t step_barrier;
     uint64_t batch;      /* steps in the batch being run */
     uint64_t next_batch; /* steps in the next batch the loop runs */

@@ -388,9 +388,12 @@ static int sm_cmd_run(int argc, char **argv)
                st->loop_seconds, st->loop_seconds > 0 ? (double)st->steps / st->loop_seconds : 0.0);
         printf("  %-15s %u thread%s, %s precision\n", "workers", st->threads, st->threads == 1 ? "" : "s",
                cli.single ? "single" : "double");
-        if (cli.profile)
-            printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread 0)\n", "profile",
-                   st->phase_seconds[0], st->phase_seconds[1], st->phase_seconds[2]);
+        if (cli.profile && st->thread_phase_seconds)
+            for (uint32_t w = 0; w < st->threads; w++) {
+                const double *t = st->thread_phase_seconds + 3 * (size_t)w;
+                printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread %u)\n",
+                       w == 0 ? "profile" : "", t[0], t[1], t[2], w);
+            }
         if (cli.realtime)
             printf("  %-15s %llu steps finished late\n", "overruns", (unsigned long long)st->overruns);
         sm_timing_t tm;

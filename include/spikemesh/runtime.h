@@ -76,6 +76,7 @@ typedef struct {
     int signal;              /* which */
     uint32_t threads;        /* worker threads used */
     double phase_seconds[3]; /* --profile: update, route, record (thread 0's wall time in each) */
+    const double *thread_phase_seconds; /* --profile: [threads][3], the same for every thread (NULL without) */
 } sm_stats_t;
 
 typedef struct sm_sim sm_sim_t;
