@@ -72,11 +72,13 @@ static void sm__free_state(sm_sim_t *s)
             free(s->workers[w].runs);
             free(s->workers[w].refq);
             free(s->workers[w].refq_mem);
-            free(s->workers[w].drow);
             free(s->workers[w].dword);
+            free(s->workers[w].srec[0]);
+            free(s->workers[w].srec[1]);
         }
     free(s->workers);
     free(s->thread_prof);
+    free(s->drow);
 }
 
 static void sm__worker_main(void *arg);
@@ -136,14 +138,12 @@ static const sm_syn_t *sm__row_lower(const sm_syn_t *a, const sm_syn_t *b, uint3
 
 /* Builds a worker's delivery rows: for every source neuron, the part of its row (sorted by target) that falls
  * on the worker's neurons, with the weight kept once when the part has a single weight. The route then reads
- * one entry and the worker's own words per spike, half the bytes of the synapses for one-weight rows. */
+ * the worker's own words per spike, half the bytes of the synapses for one-weight rows. */
 static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
 {
     const sm_deploy_t *d = s->d;
+    const size_t W = s->nworkers;
     uint64_t words = 0;
-    wk->drow = sm__big_calloc((size_t)d->n + 1, sizeof *wk->drow);
-    if (!wk->drow)
-        return -1;
     for (uint32_t id = 0; id < d->n; id++) {
         const sm_syn_t *a = d->syn + d->row[id], *b = d->syn + d->row[id + 1];
         a = sm__row_lower(a, b, wk->post_lo);
@@ -151,19 +151,19 @@ static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
         uint32_t one = 1, count = (uint32_t)(b - a);
         for (const sm_syn_t *c = a + 1; c < b && one; c++)
             one = memcmp(&c->w, &a->w, sizeof a->w) == 0;
-        wk->drow[id].off = words;
-        wk->drow[id].count = count | (one ? 0u : SM__DROW_PAIRS);
-        wk->drow[id].w = count ? a->w : 0.0f;
+        sm__drow_t *e = &s->drow[id * W + wk->id];
+        e->off = words;
+        e->count = count | (one ? 0u : SM__DROW_PAIRS);
+        e->w = count ? a->w : 0.0f;
         words += one ? count : 2u * (uint64_t)count;
     }
-    wk->drow[d->n] = (sm__drow_t){words, 0, 0.0f};
     if (words > SIZE_MAX / sizeof *wk->dword)
         return -1;
     wk->dword = sm__big_calloc((size_t)(words ? words : 1), sizeof *wk->dword);
     if (!wk->dword)
         return -1;
     for (uint32_t id = 0; id < d->n; id++) {
-        const sm__drow_t *e = &wk->drow[id];
+        const sm__drow_t *e = &s->drow[id * W + wk->id];
         uint32_t count = e->count & ~SM__DROW_PAIRS, *o = wk->dword + e->off;
         if (count == 0)
             continue;
@@ -272,8 +272,19 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             }
         }
     }
-    for (uint32_t w = 0; w < s->nworkers && !bad; w++)
-        bad = sm__build_drows(s, &s->workers[w]) != 0;
+    if (!bad) {
+        s->drow = (uint64_t)d->n * s->nworkers > SIZE_MAX / sizeof *s->drow
+                      ? NULL
+                      : sm__big_calloc((size_t)d->n * s->nworkers, sizeof *s->drow);
+        bad = !s->drow;
+    }
+    for (uint32_t w = 0; w < s->nworkers && !bad; w++) {
+        sm__worker_t *wk = &s->workers[w];
+        size_t room = ((size_t)(wk->post_hi - wk->post_lo) + 1) * s->nworkers;
+        wk->srec[0] = malloc(room * sizeof *wk->srec[0]);
+        wk->srec[1] = malloc(room * sizeof *wk->srec[1]);
+        bad = !wk->srec[0] || !wk->srec[1] || sm__build_drows(s, wk) != 0;
+    }
     if (bad) {
         sm__free_state(s);
         free(s);
@@ -470,19 +481,19 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
         (void)synin;                                                                                          \
         size_t n = s->d->n, off[128];                                                                         \
         T *tab[2] = {(T *)s->ge, (T *)s->gi}, *acc = (T *)s->acc;                                             \
-        const sm__drow_t *drow = w->drow;                                                                     \
-        const uint32_t *dword = w->dword;                                                                     \
+        const uint32_t *dword = w->dword, W = s->nworkers;                                                    \
+        /* each worker's part of a row is shorter with more workers: fetch further ahead */                   \
+        const uint32_t ahead = W < 7 ? 2 + 2 * W : 16;                                                        \
         uint64_t ops = 0;                                                                                     \
         if (acc)                                                                                              \
             for (uint32_t k = 0; k < 128; k++)                                                                \
                 off[k] = ((size_t)(k >> 6) * s->R + (size_t)((step + (k & 63u) + 1u) % s->R)) * n;            \
         for (uint32_t u = 0; u < s->nworkers; u++) {                                                          \
-            const uint32_t *spk = s->workers[u].spk[parity], nspk = s->workers[u].nspk[parity];              \
+            const sm__drow_t *rec = s->workers[u].srec[parity] + w->id;                                       \
+            const uint32_t nspk = s->workers[u].nspk[parity];                                                 \
             for (uint32_t k = 0; k < nspk; k++) {                                                             \
-                if (k + 4 < nspk) /* where a row lies: a random read of its own */                            \
-                    __builtin_prefetch(&drow[spk[k + 4]]);                                                    \
-                if (k + 2 < nspk) { /* rows lie far apart: fetch the words early */                           \
-                    const sm__drow_t *e2 = &drow[spk[k + 2]];                                                 \
+                if (k + ahead < nspk) { /* rows lie far apart: fetch the words early */                         \
+                    const sm__drow_t *e2 = &rec[(size_t)(k + ahead) * W];                                       \
                     uint32_t c2 = e2->count;                                                                  \
                     uint64_t len = (c2 & SM__DROW_PAIRS) ? 2u * (uint64_t)(c2 & ~SM__DROW_PAIRS) : c2;         \
                     const char *nx = (const char *)((uintptr_t)(dword + e2->off) & ~(uintptr_t)63);           \
@@ -490,7 +501,7 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
                     for (int l = 0; l < 16 && nx < ne; l++, nx += 64)                                         \
                         __builtin_prefetch(nx);                                                               \
                 }                                                                                             \
-                const sm__drow_t *e = &drow[spk[k]];                                                          \
+                const sm__drow_t *e = &rec[(size_t)k * W];                                                    \
                 const uint32_t *wd = dword + e->off;                                                          \
                 uint32_t cnt = e->count & ~SM__DROW_PAIRS;                                                    \
                 ops += cnt;                                                                                   \
@@ -555,15 +566,22 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
     sm_sim_t *s = w->s;
     const sm_deploy_t *d = s->d;
     int prof = s->opts.profile;
+    const size_t W = s->nworkers;
     for (uint64_t k = 0; k < count; k++) {
         uint64_t step = first + k, t0 = prof ? uv_hrtime() : 0, t1, t2;
         uint32_t p = (uint32_t)(step & 1u), ns = sm__phase_update(s, w, step, w->spk[p]);
         w->nspk[p] = ns;
+        /* Each spike's delivery rows (a random read) are fetched once, here, by the worker of the neuron, and
+         * laid out in spike order for every worker's route. */
+        const uint32_t *sp = w->spk[p];
+        for (uint32_t i = 0; i < ns && i < 8; i++)
+            __builtin_prefetch(&s->drow[(size_t)sp[i] * W]);
         for (uint32_t i = 0; i < ns; i++) {
-            s->piece_pending[d->piece_of[w->spk[p][i]]]++;
-            s->neuron_pending[w->spk[p][i]]++;
-            if (i < 4) /* the route starts with these rows: where they lie is fetched early */
-                __builtin_prefetch(&w->drow[w->spk[p][i]]);
+            if (i + 8 < ns)
+                __builtin_prefetch(&s->drow[(size_t)sp[i + 8] * W]);
+            memcpy(w->srec[p] + (size_t)i * W, s->drow + (size_t)sp[i] * W, W * sizeof *s->drow);
+            s->piece_pending[d->piece_of[sp[i]]]++;
+            s->neuron_pending[sp[i]]++;
         }
         if (s->synin)
             for (uint32_t i = 0; i < ns; i++)
@@ -669,7 +687,7 @@ void sm__fold(sm_sim_t *s)
         if (c == 0)
             continue;
         for (uint32_t w = 0; w < s->nworkers; w++) {
-            const sm__drow_t *e = &s->workers[w].drow[i];
+            const sm__drow_t *e = &s->drow[(size_t)i * s->nworkers + w];
             uint32_t cnt = e->count & ~SM__DROW_PAIRS, stride = (e->count & SM__DROW_PAIRS) ? 2 : 1;
             for (uint32_t k = 0; k < cnt; k++) {
                 uint32_t post = SM_SYN_POST(s->workers[w].dword[e->off + (uint64_t)k * stride]);

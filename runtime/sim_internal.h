@@ -74,8 +74,9 @@ typedef struct {
     sm_refq_t *refq;             /* [nruns]: each run's refractory neurons (lif runs stepped by sm_core_lifq_step) */
     uint32_t *refq_mem;          /* their storage: 2 x the worker's neurons */
     uint32_t post_lo, post_hi;   /* neurons [lo, hi) */
-    sm__drow_t *drow;            /* [n]: each source's synapses onto these neurons */
-    uint32_t *dword;             /* their words, rows in source order */
+    uint32_t *dword;             /* the words of the delivery rows onto these neurons, rows in source order */
+    sm__drow_t *srec[2];         /* by step parity: for each of its spikes, the spiking neuron's delivery rows
+                                  * (all workers'), copied here so that the route reads them in order */
     uint32_t *spk[2];            /* spikes of its neurons, by step parity */
     uint32_t nspk[2];
     uint64_t ops;                /* synaptic events applied */
@@ -108,6 +109,7 @@ struct sm_sim {
     /* workers: worker 0 is the thread that runs the loop */
     uint32_t nworkers;
     sm__worker_t *workers;
+    sm__drow_t *drow;    /* [n][nworkers]: each source's delivery row onto each worker's neurons */
     double *thread_prof; /* --profile: [nworkers][3], copied from the workers by sm_sim_stats */
     sm__spin_barrier_t step_barrier;
     uint64_t batch;      /* steps in the batch being run */
