@@ -492,8 +492,8 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
             const sm__drow_t *rec = s->workers[u].srec[parity] + w->id;                                       \
             const uint32_t nspk = s->workers[u].nspk[parity];                                                 \
             for (uint32_t k = 0; k < nspk; k++) {                                                             \
-                if (k + ahead < nspk) { /* rows lie far apart: fetch the words early */                         \
-                    const sm__drow_t *e2 = &rec[(size_t)(k + ahead) * W];                                       \
+                if (k + ahead < nspk) { /* rows lie far apart: fetch the words early */                       \
+                    const sm__drow_t *e2 = &rec[(size_t)(k + ahead) * W];                                     \
                     uint32_t c2 = e2->count;                                                                  \
                     uint64_t len = (c2 & SM__DROW_PAIRS) ? 2u * (uint64_t)(c2 & ~SM__DROW_PAIRS) : c2;         \
                     const char *nx = (const char *)((uintptr_t)(dword + e2->off) & ~(uintptr_t)63);           \
@@ -574,11 +574,17 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         /* Each spike's delivery rows (a random read) are fetched once, here, by the worker of the neuron, and
          * laid out in spike order for every worker's route. */
         const uint32_t *sp = w->spk[p];
-        for (uint32_t i = 0; i < ns && i < 8; i++)
+        for (uint32_t i = 0; i < ns && i < 8; i++) {
             __builtin_prefetch(&s->drow[(size_t)sp[i] * W]);
+            __builtin_prefetch(&d->piece_of[sp[i]]);
+            __builtin_prefetch(&s->neuron_pending[sp[i]], 1);
+        }
         for (uint32_t i = 0; i < ns; i++) {
-            if (i + 8 < ns)
+            if (i + 8 < ns) {
                 __builtin_prefetch(&s->drow[(size_t)sp[i + 8] * W]);
+                __builtin_prefetch(&d->piece_of[sp[i + 8]]);
+                __builtin_prefetch(&s->neuron_pending[sp[i + 8]], 1);
+            }
             memcpy(w->srec[p] + (size_t)i * W, s->drow + (size_t)sp[i] * W, W * sizeof *s->drow);
             s->piece_pending[d->piece_of[sp[i]]]++;
             s->neuron_pending[sp[i]]++;
