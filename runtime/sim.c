@@ -22,7 +22,7 @@ static void *sm__big_calloc(size_t count, size_t size)
         return NULL;
     size_t total = count * size, round = total ? total : 1;
     void *p = NULL;
-    if (total < SM__HUGE) { /* cache-line aligned: the vector loops then find v, ge and gi at the same offset */
+    if (total < SM__HUGE / 2) { /* cache-line aligned: the vector loops then find v, ge and gi at the same offset */
         if (posix_memalign(&p, 64, round) != 0)
             return NULL;
         memset(p, 0, round);
@@ -70,6 +70,7 @@ static void sm__free_state(sm_sim_t *s)
             free(s->workers[w].spk[0]);
             free(s->workers[w].spk[1]);
             free(s->workers[w].runs);
+            free(s->workers[w].prof_hist);
             free(s->workers[w].refq);
             free(s->workers[w].refq_mem);
             free(s->workers[w].dword);
@@ -229,7 +230,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     s->workers = aligned_alloc(64, s->nworkers * sizeof *s->workers);
     if (s->workers)
         memset(s->workers, 0, s->nworkers * sizeof *s->workers);
-    s->thread_prof = opts->profile ? calloc((size_t)s->nworkers * 3, sizeof *s->thread_prof) : NULL;
+    s->thread_prof = opts->profile ? calloc((size_t)s->nworkers * 6, sizeof *s->thread_prof) : NULL;
     int bad = !s->v || !s->ge || !s->gi || !s->ref || (s->R > 1 && !s->acc) || !s->consts || !s->p_spike ||
               !s->spk || !s->piece_pending || !s->neuron_pending || !s->pop_spikes || !s->cc || !s->workers ||
               (opts->profile && !s->thread_prof);
@@ -243,7 +244,8 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             wk->spk[0] = malloc(room * sizeof *wk->spk[0]);
             wk->spk[1] = malloc(room * sizeof *wk->spk[1]);
             wk->runs = malloc(3 * ((size_t)(wk->piece_hi - wk->piece_lo) + 1) * sizeof *wk->runs);
-            bad = !wk->spk[0] || !wk->spk[1] || !wk->runs;
+            wk->prof_hist = opts->profile ? calloc(3 * SM__PROF_BINS, sizeof *wk->prof_hist) : NULL;
+            bad = !wk->spk[0] || !wk->spk[1] || !wk->runs || (opts->profile && !wk->prof_hist);
             /* The update loops over runs: pieces of one population on neighbouring cores are contiguous in the
              * state arrays, so one call steps them all (the kernel has a fixed cost per call). */
             for (uint32_t q = wk->piece_lo; q < wk->piece_hi && !bad; q++) {
@@ -560,6 +562,27 @@ static void sm__count_cores(sm_sim_t *s, const sm__worker_t *w, uint32_t parity)
     }
 }
 
+/* --profile's histogram bin of a phase that took ns nanoseconds: log2(ns) in steps of 1/SM__PROF_PER_OCTAVE. */
+static uint32_t sm__prof_bin(uint64_t ns)
+{
+    if (ns < 1)
+        return 0;
+    double b = log2((double)ns) * SM__PROF_PER_OCTAVE;
+    return b >= SM__PROF_BINS - 1 ? SM__PROF_BINS - 1 : (uint32_t)b;
+}
+
+/* Seconds of the median of a histogram of steps (the middle of its bin). */
+static double sm__prof_median(const uint32_t *h, uint64_t steps)
+{
+    uint64_t seen = 0;
+    for (uint32_t b = 0; b < SM__PROF_BINS; b++) {
+        seen += h[b];
+        if (steps > 0 && 2 * seen >= steps)
+            return exp2(((double)b + 0.5) / SM__PROF_PER_OCTAVE) * 1e-9;
+    }
+    return 0.0;
+}
+
 /* Runs `count` steps on one worker; every worker runs the same steps, meeting once per step. */
 static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
 {
@@ -617,9 +640,11 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         }
         if (prof) {
             uint64_t t3 = uv_hrtime();
-            w->prof[0] += (double)(t1 - t0) * 1e-9;
-            w->prof[2] += (double)(t2 - t1) * 1e-9;
-            w->prof[1] += (double)(t3 - t2) * 1e-9;
+            uint64_t took[3] = {t1 - t0, t3 - t2, t2 - t1};
+            for (int ph = 0; ph < 3; ph++) {
+                w->prof[ph] += (double)took[ph] * 1e-9;
+                w->prof_hist[ph * SM__PROF_BINS + sm__prof_bin(took[ph])]++;
+            }
         }
     }
     if (s->nworkers > 1) /* every route of the batch is done before the batch returns */
@@ -715,10 +740,15 @@ const sm_stats_t *sm_sim_stats(sm_sim_t *s)
 {
     sm__fold(s);
     if (s->thread_prof) {
-        for (uint32_t w = 0; w < s->nworkers; w++)
+        double *med = s->thread_prof + 3 * (size_t)s->nworkers;
+        for (uint32_t w = 0; w < s->nworkers; w++) {
             memcpy(s->thread_prof + 3 * (size_t)w, s->workers[w].prof, sizeof s->workers[w].prof);
+            for (int ph = 0; ph < 3; ph++)
+                med[3 * (size_t)w + ph] = sm__prof_median(s->workers[w].prof_hist + ph * SM__PROF_BINS, s->step);
+        }
         memcpy(s->stats.phase_seconds, s->workers[0].prof, sizeof s->stats.phase_seconds);
         s->stats.thread_phase_seconds = s->thread_prof;
+        s->stats.thread_phase_median = med;
     }
     return &s->stats;
 }

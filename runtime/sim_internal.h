@@ -63,6 +63,10 @@ typedef struct {
 } sm__drow_t;
 #define SM__DROW_PAIRS 0x80000000u
 
+/* --profile's histogram of step phase times: SM__PROF_PER_OCTAVE bins per doubling of nanoseconds (2% wide) */
+#define SM__PROF_PER_OCTAVE 32u
+#define SM__PROF_BINS (40u * SM__PROF_PER_OCTAVE)
+
 /* A worker thread owns a contiguous range of population pieces (whole cores), hence a contiguous range of
  * neurons: it updates them, and applies to them the synapses of every spike. */
 typedef struct {
@@ -81,6 +85,7 @@ typedef struct {
     uint32_t nspk[2];
     uint64_t ops;                /* synaptic events applied */
     double prof[3];              /* --profile: seconds in update, route, record and wait */
+    uint32_t *prof_hist;         /* --profile: [3][SM__PROF_BINS] steps by time in each phase, log scale */
     uint32_t sense;              /* barrier sense */
     uv_sem_t go;                 /* posted when a batch starts (or the worker must leave) */
     int started;
@@ -110,7 +115,7 @@ struct sm_sim {
     uint32_t nworkers;
     sm__worker_t *workers;
     sm__drow_t *drow;    /* [n][nworkers]: each source's delivery row onto each worker's neurons */
-    double *thread_prof; /* --profile: [nworkers][3], copied from the workers by sm_sim_stats */
+    double *thread_prof; /* --profile: [2][nworkers][3]: totals, then medians per step (sm_sim_stats) */
     sm__spin_barrier_t step_barrier;
     uint64_t batch;      /* steps in the batch being run */
     uint64_t next_batch; /* steps in the next batch the loop runs */

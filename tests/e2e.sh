@@ -106,6 +106,32 @@ check "run --placement gives the same spikes" cmp -s "$tmp/r_order/spikes.csv" "
 check "the bisection placement measures fewer hops than in order" \
     [ "$(json_num "$tmp/r_bis.json" hops)" -lt "$(json_num "$tmp/r_order.json" hops)" ]
 
+# --profile: time per phase for every thread, totals and the median step
+"$SPIKEMESH" run cuba:3000 --duration 100 --threads 3 --profile --json >"$tmp/prof.json" 2>&1
+check "run --profile exits 0" [ $? -eq 0 ]
+check "run --profile: per-thread totals and median steps are consistent" python3 - "$tmp/prof.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p, steps = d["profile_seconds"], d["steps"]
+th = p["threads"]
+assert len(th) == 3, th
+assert abs(th[0]["update"] - p["update"]) < 1e-9
+for t in th:
+    busy = t["update"] + t["route"] + t["record_and_wait"]
+    assert busy <= d["loop_seconds"] * 1.0001, (busy, d["loop_seconds"])   # the phases lie inside the loop
+    for ph in ("update", "route", "record_and_wait"):
+        m = t["median_step"][ph]
+        assert m >= 0
+        # half the steps took at least the median (bins are 2% wide)
+        assert t[ph] >= 0.5 * steps * m / 1.03 - 1e-9, (ph, t[ph], m)
+        # and the median step is no longer than the whole phase
+        assert m <= t[ph] * 1.03 + 1e-9, (ph, t[ph], m)
+    # every step updates the same neurons: the median step is near the mean step
+    assert 0.25 * t["update"] <= steps * t["median_step"]["update"] <= 2 * t["update"], t
+PY
+"$SPIKEMESH" run cuba:3000 --duration 20 --threads 2 --profile >"$tmp/prof.txt" 2>&1
+check "run --profile prints a line per thread" [ "$(grep -c 'median step' "$tmp/prof.txt")" -eq 2 ]
+
 # traffic: synthetic traffic on the cycle-level mesh
 "$SPIKEMESH" traffic --mesh 6x6 --pattern uniform --rate 0.1 --cycles 2000 --json >"$tmp/t.json"
 check "traffic exits 0" [ $? -eq 0 ]

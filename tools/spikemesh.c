@@ -57,7 +57,8 @@ static const char *const sm_usage_run =
     "  --placer NAME      how cores are placed on the mesh: order (default), greedy or bisect (see map --help)\n"
     "  --placement FILE   use the partition and placement written by `spikemesh map`\n"
     "  --precision P      neuron state in double (default) or single precision\n"
-    "  --profile          print the time spent in each phase of the step (update, route, record)\n"
+    "  --profile          print the time each thread spent in each phase of the step (update, route, record\n"
+    "                     and wait), in all and in the median step\n"
     "  --timing           model each step's time and energy on the chip (docs/timing.md)\n"
     "  --mesh-model M     mesh time in that model: zero-load (default: packets never contend) or cycle\n"
     "                     (the cycle-level mesh: buffers, arbitration, backpressure); cycle implies --timing\n"
@@ -391,8 +392,10 @@ static int sm_cmd_run(int argc, char **argv)
         if (cli.profile && st->thread_phase_seconds)
             for (uint32_t w = 0; w < st->threads; w++) {
                 const double *t = st->thread_phase_seconds + 3 * (size_t)w;
-                printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread %u)\n",
-                       w == 0 ? "profile" : "", t[0], t[1], t[2], w);
+                const double *m = st->thread_phase_median + 3 * (size_t)w;
+                printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread %u); median step "
+                       "%.1f + %.1f + %.1f us\n",
+                       w == 0 ? "profile" : "", t[0], t[1], t[2], w, m[0] * 1e6, m[1] * 1e6, m[2] * 1e6);
             }
         if (cli.realtime)
             printf("  %-15s %llu steps finished late\n", "overruns", (unsigned long long)st->overruns);

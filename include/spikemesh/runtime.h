@@ -77,6 +77,8 @@ typedef struct {
     uint32_t threads;        /* worker threads used */
     double phase_seconds[3]; /* --profile: update, route, record (thread 0's wall time in each) */
     const double *thread_phase_seconds; /* --profile: [threads][3], the same for every thread (NULL without) */
+    const double *thread_phase_median;  /* --profile: [threads][3], the median step's seconds in each phase
+                                         * (within 2%): unlike the totals, not moved by a few slow steps */
 } sm_stats_t;
 
 typedef struct sm_sim sm_sim_t;
