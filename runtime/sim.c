@@ -472,6 +472,23 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
     return ns;
 }
 
+/* Prefetches the words of this worker's part of the row of spike k of worker u's list, in the order of all
+ * workers' spikes (k may run past u's spikes into the next worker's). */
+static inline void sm__fetch_row(const sm_sim_t *s, const sm__worker_t *w, uint32_t parity, uint32_t u, uint32_t k)
+{
+    while (u < s->nworkers && k >= s->workers[u].nspk[parity])
+        k -= s->workers[u].nspk[parity], u++;
+    if (u >= s->nworkers)
+        return;
+    const sm__drow_t *e = &s->workers[u].srec[parity][(size_t)k * s->nworkers + w->id];
+    uint32_t c = e->count;
+    uint64_t len = (c & SM__DROW_PAIRS) ? 2u * (uint64_t)(c & ~SM__DROW_PAIRS) : c;
+    const char *nx = (const char *)((uintptr_t)(w->dword + e->off) & ~(uintptr_t)63);
+    const char *ne = (const char *)(w->dword + e->off + len);
+    for (int l = 0; l < 16 && nx < ne; l++, nx += 64)
+        __builtin_prefetch(nx);
+}
+
 /* route: every spike becomes a packet of its piece's key; the cores on its multicast tree apply the synapses
  * of its row into their delay buffers (or, when every delay is one step, straight into ge and gi). Each worker
  * applies the synapses onto its own neurons, for all spikes in global order, so sums do not depend on the
@@ -490,19 +507,13 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
         if (acc)                                                                                              \
             for (uint32_t k = 0; k < 128; k++)                                                                \
                 off[k] = ((size_t)(k >> 6) * s->R + (size_t)((step + (k & 63u) + 1u) % s->R)) * n;            \
+        for (uint32_t k = 0; k < ahead; k++) /* the first rows of the step */                                 \
+            sm__fetch_row(s, w, parity, 0, k);                                                                \
         for (uint32_t u = 0; u < s->nworkers; u++) {                                                          \
             const sm__drow_t *rec = s->workers[u].srec[parity] + w->id;                                       \
             const uint32_t nspk = s->workers[u].nspk[parity];                                                 \
             for (uint32_t k = 0; k < nspk; k++) {                                                             \
-                if (k + ahead < nspk) { /* rows lie far apart: fetch the words early */                       \
-                    const sm__drow_t *e2 = &rec[(size_t)(k + ahead) * W];                                     \
-                    uint32_t c2 = e2->count;                                                                  \
-                    uint64_t len = (c2 & SM__DROW_PAIRS) ? 2u * (uint64_t)(c2 & ~SM__DROW_PAIRS) : c2;         \
-                    const char *nx = (const char *)((uintptr_t)(dword + e2->off) & ~(uintptr_t)63);           \
-                    const char *ne = (const char *)(dword + e2->off + len);                                   \
-                    for (int l = 0; l < 16 && nx < ne; l++, nx += 64)                                         \
-                        __builtin_prefetch(nx);                                                               \
-                }                                                                                             \
+                sm__fetch_row(s, w, parity, u, k + ahead); /* rows lie far apart: fetch the words early */    \
                 const sm__drow_t *e = &rec[(size_t)k * W];                                                    \
                 const uint32_t *wd = dword + e->off;                                                          \
                 uint32_t cnt = e->count & ~SM__DROW_PAIRS;                                                    \
