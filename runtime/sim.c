@@ -13,8 +13,9 @@
 #include "runtime/sim_internal.h"
 
 /* Zeroed memory for the large arrays that every step sweeps or reads at random (state, delay buffers,
- * delivery rows): from 2 MiB up, aligned to 2 MiB and marked for transparent huge pages, so that random reads
- * across them do not also miss the TLB. Freed with free(). */
+ * delivery rows): from 1 MiB up, rounded up to whole 2 MiB pages, aligned to 2 MiB and marked for transparent
+ * huge pages, so that random reads across them do not also miss the TLB; smaller ones aligned to a cache line.
+ * Freed with free(). */
 #define SM__HUGE (2u << 20)
 static void *sm__big_calloc(size_t count, size_t size)
 {
@@ -149,6 +150,8 @@ static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
         const sm_syn_t *a = d->syn + d->row[id], *b = d->syn + d->row[id + 1];
         a = sm__row_lower(a, b, wk->post_lo);
         b = sm__row_lower(a, b, wk->post_hi);
+        if (b - a > (ptrdiff_t)(SM__DROW_PAIRS - 1))
+            return -1; /* more synapses from one neuron onto one thread's neurons than a count holds */
         uint32_t one = 1, count = (uint32_t)(b - a);
         for (const sm_syn_t *c = a + 1; c < b && one; c++)
             one = memcmp(&c->w, &a->w, sizeof a->w) == 0;
