@@ -58,10 +58,10 @@ same_at_3_threads() {
     check "$1: spikes at 3 threads = 1 thread" cmp -s "$tmp/${1}1/spikes.csv" "$tmp/${1}3/spikes.csv"
     check "$1: counters at 3 threads = 1 thread" cmp -s "$tmp/${1}1/traffic.json" "$tmp/${1}3/traffic.json"
 }
-same_at_3_threads delays
+same_at_3_threads delays   # the rows of "e" carry two weights (0.8 and 1.0): stored as (target, weight) pairs
 
-# A sparse network (about 2 synapses a neuron): rows too short for a table of where each worker's targets start,
-# so the workers search each row instead. The same holds there.
+# A sparse network (about 2 synapses a neuron): most rows have no synapse at all on a given worker's neurons.
+# The same holds there.
 cat >"$tmp/sparse.json" <<'JSON'
 {"name": "sparse", "dt_ms": 0.1,
  "populations": [{"name": "in", "size": 500, "model": "poisson", "params": {"rate_hz": 200}},
