@@ -151,7 +151,7 @@ static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
         a = sm__row_lower(a, b, wk->post_lo);
         b = sm__row_lower(a, b, wk->post_hi);
         if (b - a > (ptrdiff_t)(SM__DROW_PAIRS - 1))
-            return -1; /* more synapses from one neuron onto one thread's neurons than a count holds */
+            return -2; /* more synapses from one neuron onto one thread's neurons than a count holds */
         uint32_t one = 1, count = (uint32_t)(b - a);
         for (const sm_syn_t *c = a + 1; c < b && one; c++)
             one = memcmp(&c->w, &a->w, sizeof a->w) == 0;
@@ -283,12 +283,21 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
                       : sm__big_calloc((size_t)d->n * s->nworkers, sizeof *s->drow);
         bad = !s->drow;
     }
+    int long_row = 0;
     for (uint32_t w = 0; w < s->nworkers && !bad; w++) {
         sm__worker_t *wk = &s->workers[w];
         size_t room = ((size_t)(wk->post_hi - wk->post_lo) + 1) * s->nworkers;
         wk->srec[0] = malloc(room * sizeof *wk->srec[0]);
         wk->srec[1] = malloc(room * sizeof *wk->srec[1]);
-        bad = !wk->srec[0] || !wk->srec[1] || sm__build_drows(s, wk) != 0;
+        int r = !wk->srec[0] || !wk->srec[1] ? -1 : sm__build_drows(s, wk);
+        long_row = r == -2;
+        bad = r != 0;
+    }
+    if (bad && long_row) {
+        sm__free_state(s);
+        free(s);
+        return sm_errorf(eb, SM_ERANGE, "a neuron has more than %u synapses onto the neurons of one worker thread, "
+                                        "the most supported; run with more --threads", SM__DROW_PAIRS - 1);
     }
     if (bad) {
         sm__free_state(s);
