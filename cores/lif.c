@@ -206,7 +206,7 @@ static int sm__avx512(void)
 #endif
 
 /* Around the loop: the queue. A neuron that spikes in step t is refractory (held at v_reset) in steps t + 1 ..
- * t + ref_steps - 1 and free again in step t + ref_steps, as with the counter of sm_core_lif_step. While it is
+ * t + ref_steps - 1 and free again in step t + ref_steps, as with the counter of sm_core_lifx_step. While it is
  * refractory its v holds -inf, which the loop carries along untouched (-inf, or NaN when pm is 0, is never above
  * threshold): the queue touches a neuron twice a spike, when it spikes (the loop writes -inf) and when it is free
  * again (v_reset is written back), not once a step. */

@@ -828,29 +828,19 @@ static int sm__partition_fanout(const sm_net_t *net, const sm_chip_t *chip, sm_d
     }
     uint64_t tiles = (nc + chip->cores_per_tile - 1) / chip->cores_per_tile;
     /* Suggest the squarest mesh with enough tiles, never smaller than the chip's own sides; on a board, the
-     * squarest board of whole chips. */
-    uint64_t w, h;
-    if ((uint64_t)chip->chips_x * chip->chips_y > 1) {
-        uint64_t cw = chip->width / chip->chips_x, ch = chip->height / chip->chips_y;
-        uint64_t chips = (tiles + cw * ch - 1) / (cw * ch), by;
-        uint64_t bx = (uint64_t)ceil(sqrt((double)chips * (double)ch / (double)cw)); /* square in tiles */
-        if (bx < 1)
-            bx = 1;
-        if (bx < chip->chips_x)
-            bx = chip->chips_x;
-        by = (chips + bx - 1) / bx;
-        if (by < chip->chips_y)
-            by = chip->chips_y;
-        w = bx * cw;
-        h = by * ch;
-    } else {
-        w = (uint64_t)ceil(sqrt((double)tiles));
-        if (w < chip->width)
-            w = chip->width;
-        h = (tiles + w - 1) / w;
-        if (h < chip->height)
-            h = chip->height;
-    }
+     * squarest board of whole chips (a single chip is a board of 1x1-tile "chips"). */
+    int board = (uint64_t)chip->chips_x * chip->chips_y > 1;
+    uint64_t cw = board ? chip->width / chip->chips_x : 1, ch = board ? chip->height / chip->chips_y : 1;
+    uint64_t units = (tiles + cw * ch - 1) / (cw * ch), by;
+    uint64_t bx = (uint64_t)ceil(sqrt((double)units * (double)ch / (double)cw)); /* square in tiles */
+    if (bx < 1)
+        bx = 1;
+    if (bx < chip->width / cw)
+        bx = chip->width / cw;
+    by = (units + bx - 1) / bx;
+    if (by < chip->height / ch)
+        by = chip->height / ch;
+    uint64_t w = bx * cw, h = by * ch;
     char sugg[SM_ERRBUF_SIZE / 2];
     sm__suggest_mesh(net, chip, d, w, h, sugg, sizeof sugg);
     free(d->cores);

@@ -74,6 +74,19 @@ static uint32_t sm__ctz(uint32_t x)
 #endif
 }
 
+/* The first index in [lo, hi) of the sorted keys whose key is at least x (hi when none). */
+static uint32_t sm__keys_below(const uint32_t *keys, uint32_t lo, uint32_t hi, uint64_t x)
+{
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (keys[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Appends to out the indices in [lo, hi) of the sorted keys that match (key, mask), in increasing order. The keys
  * in [lo, hi) agree on every bit above `bit`; one binary search splits the range at each bit down to the mask's
  * lowest cared bit, and a don't-care bit visits both halves. */
@@ -84,23 +97,8 @@ static void sm__match(const uint32_t *keys, uint32_t lo, uint32_t hi, int bit, u
     if ((low & (low + 1u)) == 0 && bit == 31) {
         /* A prefix mask (every cared bit above every don't-care one): the keys it matches are one range of the
          * sorted keys, [key, key + low]; two binary searches find it. */
-        uint32_t first = key & mask, last = first | low, a = lo, z = hi;
-        while (a < z) {
-            uint32_t mid = a + (z - a) / 2;
-            if (keys[mid] < first)
-                a = mid + 1;
-            else
-                z = mid;
-        }
-        uint32_t b = a;
-        z = hi;
-        while (b < z) {
-            uint32_t mid = b + (z - b) / 2;
-            if (keys[mid] <= last)
-                b = mid + 1;
-            else
-                z = mid;
-        }
+        uint32_t first = key & mask, a = sm__keys_below(keys, lo, hi, first);
+        uint32_t b = sm__keys_below(keys, a, hi, (uint64_t)(first | low) + 1u);
         for (uint32_t i = a; i < b; i++)
             out[(*nout)++] = i;
         return;

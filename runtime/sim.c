@@ -293,15 +293,12 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
         long_row = r == -2;
         bad = r != 0;
     }
-    if (bad && long_row) {
-        sm__free_state(s);
-        free(s);
-        return sm_errorf(eb, SM_ERANGE, "a neuron has more than %u synapses onto the neurons of one worker thread, "
-                                        "the most supported; run with more --threads", SM__DROW_PAIRS - 1);
-    }
     if (bad) {
         sm__free_state(s);
         free(s);
+        if (long_row)
+            return sm_errorf(eb, SM_ERANGE, "a neuron has more than %u synapses onto the neurons of one worker "
+                                            "thread, the most supported; run with more --threads", SM__DROW_PAIRS - 1);
         return sm_errorf(eb, SM_ENOMEM, "out of memory for the state of %u neurons", d->n);
     }
     for (uint32_t p = 0; p < net->npops; p++) {
@@ -386,10 +383,10 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     }
     if (bad) {
         sm__stop_workers(s);
-    if (s->step_barrier.ready) {
-        uv_mutex_destroy(&s->step_barrier.mu);
-        uv_cond_destroy(&s->step_barrier.cv);
-    }
+        if (s->step_barrier.ready) {
+            uv_mutex_destroy(&s->step_barrier.mu);
+            uv_cond_destroy(&s->step_barrier.cv);
+        }
         sm__out_abort(s);
         sm__free_state(s);
         free(s);
@@ -606,6 +603,15 @@ static double sm__prof_median(const uint32_t *h, uint64_t steps)
     return 0.0;
 }
 
+/* Prefetches what a spike of neuron id touches at random once its step is updated: its delivery rows and its
+ * counters. */
+static inline void sm__fetch_spike(const sm_sim_t *s, uint32_t id)
+{
+    __builtin_prefetch(&s->drow[(size_t)id * s->nworkers]);
+    __builtin_prefetch(&s->d->piece_of[id]);
+    __builtin_prefetch(&s->neuron_pending[id], 1);
+}
+
 /* Runs `count` steps on one worker; every worker runs the same steps, meeting once per step. */
 static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
 {
@@ -620,17 +626,11 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         /* Each spike's delivery rows (a random read) are fetched once, here, by the worker of the neuron, and
          * laid out in spike order for every worker's route. */
         const uint32_t *sp = w->spk[p];
-        for (uint32_t i = 0; i < ns && i < 8; i++) {
-            __builtin_prefetch(&s->drow[(size_t)sp[i] * W]);
-            __builtin_prefetch(&d->piece_of[sp[i]]);
-            __builtin_prefetch(&s->neuron_pending[sp[i]], 1);
-        }
+        for (uint32_t i = 0; i < ns && i < 8; i++)
+            sm__fetch_spike(s, sp[i]);
         for (uint32_t i = 0; i < ns; i++) {
-            if (i + 8 < ns) {
-                __builtin_prefetch(&s->drow[(size_t)sp[i + 8] * W]);
-                __builtin_prefetch(&d->piece_of[sp[i + 8]]);
-                __builtin_prefetch(&s->neuron_pending[sp[i + 8]], 1);
-            }
+            if (i + 8 < ns)
+                sm__fetch_spike(s, sp[i + 8]);
             memcpy(w->srec[p] + (size_t)i * W, s->drow + (size_t)sp[i] * W, W * sizeof *s->drow);
             s->piece_pending[d->piece_of[sp[i]]]++;
             s->neuron_pending[sp[i]]++;

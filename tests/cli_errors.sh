@@ -572,28 +572,23 @@ expect_fail "t_ref_ms of more than 1e9 steps" \
 expect_fail "cuba:40000 does not fit the default chip" \
     "network 'cuba:40000' does not fit chip 'loihi': it needs at least [0-9]+ cores, [0-9]+ more than the 128 cores .*cores fill up on [a-z].* \(limit [0-9]+\); --chip loihi:[0-9]+x[0-9]+ would fit" \
     -- run cuba:40000 --out "$T/o3"
-sugg=$(sed -n 's/.*--chip \(loihi:[0-9]*x[0-9]*\) would fit.*/\1/p' "$T/.err")
-if [ -n "$sugg" ]; then
+# suggested_fits WHAT: the --chip (loihi:WxH or loihi*AxB) that the last refusal in $T/.err named does fit cuba:40000.
+suggested_fits() {
+    sugg=$(sed -n 's/.*--chip \(loihi[:*][0-9]*x[0-9]*\) would fit.*/\1/p' "$T/.err")
+    [ -n "$sugg" ] || return 0 # the refusal's own check above reports a missing suggestion
     run_prog info cuba:40000 --chip "$sugg"
     if [ "$rc" -eq 0 ]; then
-        report "the suggested --chip $sugg does fit cuba:40000" ""
+        report "the suggested $1--chip $sugg does fit cuba:40000" ""
     else
-        report "the suggested --chip $sugg does fit cuba:40000" "exit status $rc"
+        report "the suggested $1--chip $sugg does fit cuba:40000" "exit status $rc"
     fi
-fi
+}
+suggested_fits ""
 
 expect_fail "cuba:40000 does not fit a board of 2x2 loihi chips: a larger board is named" \
     "network 'cuba:40000' does not fit chip 'loihi\\*2x2': it needs at least [0-9]+ cores, [0-9]+ more than the 512 cores of 16x8 tiles x 4; .*--chip loihi\\*[0-9]+x[0-9]+ would fit" \
     -- info cuba:40000 --chip 'loihi*2x2'
-sugg=$(sed -n 's/.*--chip \(loihi\*[0-9]*x[0-9]*\) would fit.*/\1/p' "$T/.err")
-if [ -n "$sugg" ]; then
-    run_prog info cuba:40000 --chip "$sugg"
-    if [ "$rc" -eq 0 ]; then
-        report "the suggested board --chip $sugg does fit cuba:40000" ""
-    else
-        report "the suggested board --chip $sugg does fit cuba:40000" "exit status $rc"
-    fi
-fi
+suggested_fits "board "
 
 mk fan-in.json <<'EOF'
 {

@@ -692,7 +692,6 @@ static void test_shared_files(void)
     CU_ASSERT(refused >= 1);
 }
 
-
 /* The braille network written flat and with its recurrent layer as a nested graph: the same populations (sizes,
  * models, parameters, drives; the names differ only in the nested layer's node key), the same synapses and the same
  * spikes for the same input, at any thread count. */

@@ -329,7 +329,12 @@ static void check_delivery(uint32_t delay_steps, uint32_t threads)
     static const double w[] = {0.5, 0.25, 1.0, 2.0, -0.75, 3.0, 3.0};
     const uint32_t np = sizeof w / sizeof w[0], ntgt = 600;
     const double wide = -0.125, tau_e = 5.0, tau_i = 10.0, dt = 0.1;
-    char text[2048];
+    char list[512] = "", text[2048];
+    for (uint32_t k = 0, at = 0; k < np; k++) /* the list rule's pairs and weights, from the arrays above */
+        at += (uint32_t)snprintf(list + at, sizeof list - at, "%s[%u, %u]", k ? ", " : "", pairs[k][0], pairs[k][1]);
+    strcat(list, "], \"weights_mV\": [");
+    for (uint32_t k = 0; k < np; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%.17g", k ? ", " : "", w[k]);
     int len = snprintf(text, sizeof text,
                        "{\"dt_ms\": %g, \"populations\": ["
                        "{\"name\": \"src\", \"size\": 3, \"model\": \"poisson\", \"params\": {\"rate_hz\": 20000}},"
@@ -338,11 +343,10 @@ static void check_delivery(uint32_t delay_steps, uint32_t threads)
                        " \"tau_i_ms\": %g}}],"
                        "\"projections\": ["
                        "{\"pre\": \"src\", \"post\": \"tgt\", \"delay_ms\": %g, \"connect\": {\"rule\": \"list\","
-                       " \"pairs\": [[0,5],[0,300],[0,599],[1,5],[1,5],[2,100],[2,101]],"
-                       " \"weights_mV\": [0.5, 0.25, 1.0, 2.0, -0.75, 3.0, 3.0]}},"
+                       " \"pairs\": [%s]}},"
                        "{\"pre\": \"wide\", \"post\": \"tgt\", \"receptor\": \"inhibitory\", \"weight_mV\": %g,"
                        " \"delay_ms\": %g, \"connect\": {\"rule\": \"all_to_all\"}}]}",
-                       dt, ntgt, tau_e, tau_i, delay_steps * dt, wide, delay_steps * dt);
+                       dt, ntgt, tau_e, tau_i, delay_steps * dt, list, wide, delay_steps * dt);
     CU_ASSERT_FATAL(len > 0 && (size_t)len < sizeof text);
     sm_net_t net;
     sm_chip_t chip;
