@@ -39,6 +39,7 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
     /* The general form (docs/nir.md); for the CUBA model it is the same system, but the CUBA kernel keeps its own
      * arithmetic, so only populations with a variant set use it. */
     c->general = p->delta || p->no_leak || p->no_spike || p->stateless;
+    c->prefetch = 0;
     c->spiking = !p->no_spike;
     c->cu = -expm1(-dt * a);
     c->v_base = c->v_inf;
@@ -130,10 +131,37 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 #include <immintrin.h>
+/* How far ahead (bytes) the AVX-512 loop prefetches v, ge and gi when c->prefetch is set. */
+#define SM__PREFETCH_AHEAD 640
+
+/* One vector of L neurons at i (the body of the loop below). */
+#define SM__LIF_QVEC(VT, SFX, MASKT, RING)                                                                    \
+    do {                                                                                                      \
+        VT e = _mm512_loadu_##SFX(ge + i), g = _mm512_loadu_##SFX(gi + i);                                    \
+        if (RING) {                                                                                           \
+            e = _mm512_add_##SFX(e, _mm512_loadu_##SFX(in_e + i));                                            \
+            g = _mm512_add_##SFX(g, _mm512_loadu_##SFX(in_i + i));                                            \
+            _mm512_storeu_##SFX(in_e + i, zero);                                                              \
+            _mm512_storeu_##SFX(in_i + i, zero);                                                              \
+        }                                                                                                     \
+        VT vo = _mm512_loadu_##SFX(v + i);                                                                    \
+        VT vi = _mm512_add_##SFX(v_inf, _mm512_mul_##SFX(_mm512_sub_##SFX(vo, v_inf), pm));                   \
+        vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(e, ce));                                                   \
+        vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(g, ci));                                                   \
+        MASKT k = _mm512_cmp_##SFX##_mask(vi, v_th, _CMP_GT_OQ);                                              \
+        _mm512_storeu_##SFX(v + i, _mm512_mask_blend_##SFX(k, vi, v_spk));                                    \
+        _mm512_storeu_##SFX(ge + i, _mm512_mul_##SFX(e, pe));                                                 \
+        _mm512_storeu_##SFX(gi + i, _mm512_mul_##SFX(g, pi));                                                 \
+        if (__builtin_expect(k != 0, 0))                                                                      \
+            for (uint32_t b = k; b; b &= b - 1u)                                                              \
+                spk[ns++] = i + (uint32_t)__builtin_ctz(b);                                                   \
+    } while (0)
+
 /* The loop in AVX-512 by hand: the compare's mask gives the spikes directly (no sentinel, no second pass over a
  * block), and the same operations in the same order as the C loop keep the same bits. L: lanes; the neurons
  * before v's first 64-byte boundary (a range of neurons of a worker or population starts anywhere) and the
- * tail are left to the C loop. */
+ * tail are left to the C loop. With c->prefetch (and no delay buffers), a second copy of the loop also
+ * prefetches one line of each array SM__PREFETCH_AHEAD bytes ahead per vector. */
 #define SM__LIF_QLOOP512(NAME, T, L, VT, SFX, MASKT, RING)                                                    \
     __attribute__((target("avx512f"))) static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n,            \
                                                             T *restrict v, T *restrict ge, T *restrict gi,      \
@@ -151,25 +179,16 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
             i = n;                                                                                            \
         if (i > 0) /* up to v's first cache line boundary: vectors that split lines cost two accesses */     \
             ns = NAME##_tail(c, i, v, ge, gi, in_e, in_i, v_spk1, spk);                                       \
-        for (; i + L <= n; i += L) {                                                                          \
-            VT e = _mm512_loadu_##SFX(ge + i), g = _mm512_loadu_##SFX(gi + i);                                \
-            if (RING) {                                                                                       \
-                e = _mm512_add_##SFX(e, _mm512_loadu_##SFX(in_e + i));                                        \
-                g = _mm512_add_##SFX(g, _mm512_loadu_##SFX(in_i + i));                                        \
-                _mm512_storeu_##SFX(in_e + i, zero);                                                          \
-                _mm512_storeu_##SFX(in_i + i, zero);                                                          \
+        if (c->prefetch && !RING) {                                                                           \
+            for (; i + L <= n; i += L) {                                                                      \
+                _mm_prefetch((const char *)(v + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                        \
+                _mm_prefetch((const char *)(ge + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                       \
+                _mm_prefetch((const char *)(gi + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                       \
+                SM__LIF_QVEC(VT, SFX, MASKT, RING);                                                           \
             }                                                                                                 \
-            VT vo = _mm512_loadu_##SFX(v + i);                                                                \
-            VT vi = _mm512_add_##SFX(v_inf, _mm512_mul_##SFX(_mm512_sub_##SFX(vo, v_inf), pm));               \
-            vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(e, ce));                                               \
-            vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(g, ci));                                               \
-            MASKT k = _mm512_cmp_##SFX##_mask(vi, v_th, _CMP_GT_OQ);                                          \
-            _mm512_storeu_##SFX(v + i, _mm512_mask_blend_##SFX(k, vi, v_spk));                                \
-            _mm512_storeu_##SFX(ge + i, _mm512_mul_##SFX(e, pe));                                             \
-            _mm512_storeu_##SFX(gi + i, _mm512_mul_##SFX(g, pi));                                             \
-            if (__builtin_expect(k != 0, 0))                                                                  \
-                for (uint32_t b = k; b; b &= b - 1u)                                                          \
-                    spk[ns++] = i + (uint32_t)__builtin_ctz(b);                                               \
+        } else {                                                                                              \
+            for (; i + L <= n; i += L)                                                                        \
+                SM__LIF_QVEC(VT, SFX, MASKT, RING);                                                           \
         }                                                                                                     \
         if (i < n) {                                                                                          \
             uint32_t m = NAME##_tail(c, n - i, v + i, ge + i, gi + i, RING ? in_e + i : NULL,                 \

@@ -55,6 +55,10 @@ typedef struct {
     double cu;         /* weight of the steady drive: 1 - pm with a leak, dt / tau_m without, 1 when stateless */
     double v_base;     /* mV: v_rest + i_bias with a leak or stateless, i_bias without a leak */
     double dsyn;       /* 1: the per-neuron drive enters through ge (exponential synapses), 0: through v */
+    /* A hint for the sm_core_lifq_step*_direct kernels, set by the caller (sm_lif_consts sets 0): 1 when the
+     * state they sweep is larger than the core's L2 but lies in the L3, where prefetching v, ge and gi ahead in
+     * software makes the sweep faster. The results are the same either way. */
+    int32_t prefetch;
 } sm_lif_consts_t;
 
 /* Fills c from p for step dt (ms). Returns 0, or SM_EINVAL when a constant is not finite or out of range. */
