@@ -134,8 +134,8 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
 /* How far ahead (bytes) the AVX-512 loop prefetches v, ge and gi when c->prefetch is set. */
 #define SM__PREFETCH_AHEAD 640
 
-/* One vector of L neurons at i (the body of the loop below). */
-#define SM__LIF_QVEC(VT, SFX, MASKT, RING)                                                                    \
+/* One vector of L neurons at i (the body of the loops below), in AVX-512: the compare gives a mask register. */
+#define SM__LIF_QVEC512(VT, SFX, MASKT, RING)                                                                 \
     do {                                                                                                      \
         VT e = _mm512_loadu_##SFX(ge + i), g = _mm512_loadu_##SFX(gi + i);                                    \
         if (RING) {                                                                                           \
@@ -157,22 +157,45 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
                 spk[ns++] = i + (uint32_t)__builtin_ctz(b);                                                   \
     } while (0)
 
-/* The loop in AVX-512 by hand: the compare's mask gives the spikes directly (no sentinel, no second pass over a
- * block), and the same operations in the same order as the C loop keep the same bits. L: lanes; the neurons
- * before v's first 64-byte boundary (a range of neurons of a worker or population starts anywhere) and the
- * tail are left to the C loop. With c->prefetch (and no delay buffers), a second copy of the loop also
- * prefetches one line of each array SM__PREFETCH_AHEAD bytes ahead per vector. */
-#define SM__LIF_QLOOP512(NAME, T, L, VT, SFX, MASKT, RING)                                                    \
-    __attribute__((target("avx512f"))) static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n,            \
-                                                            T *restrict v, T *restrict ge, T *restrict gi,      \
-                                                            T *restrict in_e, T *restrict in_i, T v_spk1,       \
-                                                            uint32_t *restrict spk)                             \
+/* The same in AVX2: the compare gives a vector, whose sign bits become the spike bits. */
+#define SM__LIF_QVEC256(VT, SFX, MASKT, RING)                                                                 \
+    do {                                                                                                      \
+        VT e = _mm256_loadu_##SFX(ge + i), g = _mm256_loadu_##SFX(gi + i);                                    \
+        if (RING) {                                                                                           \
+            e = _mm256_add_##SFX(e, _mm256_loadu_##SFX(in_e + i));                                            \
+            g = _mm256_add_##SFX(g, _mm256_loadu_##SFX(in_i + i));                                            \
+            _mm256_storeu_##SFX(in_e + i, zero);                                                              \
+            _mm256_storeu_##SFX(in_i + i, zero);                                                              \
+        }                                                                                                     \
+        VT vo = _mm256_loadu_##SFX(v + i);                                                                    \
+        VT vi = _mm256_add_##SFX(v_inf, _mm256_mul_##SFX(_mm256_sub_##SFX(vo, v_inf), pm));                   \
+        vi = _mm256_add_##SFX(vi, _mm256_mul_##SFX(e, ce));                                                   \
+        vi = _mm256_add_##SFX(vi, _mm256_mul_##SFX(g, ci));                                                   \
+        VT m = _mm256_cmp_##SFX(vi, v_th, _CMP_GT_OQ);                                                        \
+        _mm256_storeu_##SFX(v + i, _mm256_blendv_##SFX(vi, v_spk, m));                                        \
+        _mm256_storeu_##SFX(ge + i, _mm256_mul_##SFX(e, pe));                                                 \
+        _mm256_storeu_##SFX(gi + i, _mm256_mul_##SFX(g, pi));                                                 \
+        MASKT k = (MASKT)_mm256_movemask_##SFX(m);                                                            \
+        if (__builtin_expect(k != 0, 0))                                                                      \
+            for (uint32_t b = k; b; b &= b - 1u)                                                              \
+                spk[ns++] = i + (uint32_t)__builtin_ctz(b);                                                   \
+    } while (0)
+
+/* The loop in AVX-512 or AVX2 by hand (TGT, PFX, VEC): the compare gives the spikes directly (no sentinel, no
+ * second pass over a block), and the same operations in the same order as the C loop keep the same bits. L:
+ * lanes; the neurons before v's first 64-byte boundary (a range of neurons of a worker or population starts
+ * anywhere) and the tail are left to the C loop. With c->prefetch (and no delay buffers), a second copy of the
+ * loop also prefetches each array SM__PREFETCH_AHEAD bytes ahead, a line per 64 bytes of neurons. */
+#define SM__LIF_QLOOPV(NAME, TGT, PFX, VEC, T, L, VT, SFX, MASKT, RING)                                       \
+    __attribute__((target(TGT))) static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v,     \
+                                                      T *restrict ge, T *restrict gi, T *restrict in_e,         \
+                                                      T *restrict in_i, T v_spk1, uint32_t *restrict spk)       \
     {                                                                                                         \
-        const VT pm = _mm512_set1_##SFX((T)c->pm), pe = _mm512_set1_##SFX((T)c->pe);                          \
-        const VT pi = _mm512_set1_##SFX((T)c->pi), ce = _mm512_set1_##SFX((T)c->ce);                          \
-        const VT ci = _mm512_set1_##SFX((T)c->ci), v_inf = _mm512_set1_##SFX((T)c->v_inf);                   \
-        const VT v_th = _mm512_set1_##SFX((T)c->v_thresh), v_spk = _mm512_set1_##SFX(v_spk1);                 \
-        const VT zero = _mm512_setzero_##SFX();                                                               \
+        const VT pm = PFX##_set1_##SFX((T)c->pm), pe = PFX##_set1_##SFX((T)c->pe);                            \
+        const VT pi = PFX##_set1_##SFX((T)c->pi), ce = PFX##_set1_##SFX((T)c->ce);                            \
+        const VT ci = PFX##_set1_##SFX((T)c->ci), v_inf = PFX##_set1_##SFX((T)c->v_inf);                     \
+        const VT v_th = PFX##_set1_##SFX((T)c->v_thresh), v_spk = PFX##_set1_##SFX(v_spk1);                   \
+        const VT zero = PFX##_setzero_##SFX();                                                                \
         uint32_t ns = 0, i = (uint32_t)((64u - ((uintptr_t)v & 63u)) & 63u) / (uint32_t)sizeof(T);            \
         (void)zero;                                                                                           \
         if (i > n)                                                                                            \
@@ -181,14 +204,16 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
             ns = NAME##_tail(c, i, v, ge, gi, in_e, in_i, v_spk1, spk);                                       \
         if (c->prefetch && !RING) {                                                                           \
             for (; i + L <= n; i += L) {                                                                      \
-                _mm_prefetch((const char *)(v + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                        \
-                _mm_prefetch((const char *)(ge + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                       \
-                _mm_prefetch((const char *)(gi + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                       \
-                SM__LIF_QVEC(VT, SFX, MASKT, RING);                                                           \
+                if (L * sizeof(T) == 64 || (i * sizeof(T)) % 64 == 0) {                                       \
+                    _mm_prefetch((const char *)(v + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                    \
+                    _mm_prefetch((const char *)(ge + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                   \
+                    _mm_prefetch((const char *)(gi + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                   \
+                }                                                                                             \
+                VEC(VT, SFX, MASKT, RING);                                                                    \
             }                                                                                                 \
         } else {                                                                                              \
             for (; i + L <= n; i += L)                                                                        \
-                SM__LIF_QVEC(VT, SFX, MASKT, RING);                                                           \
+                VEC(VT, SFX, MASKT, RING);                                                                    \
         }                                                                                                     \
         if (i < n) {                                                                                          \
             uint32_t m = NAME##_tail(c, n - i, v + i, ge + i, gi + i, RING ? in_e + i : NULL,                 \
@@ -200,6 +225,11 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
         return ns;                                                                                            \
     }
 
+#define SM__LIF_QLOOP512(NAME, T, L, VT, SFX, MASKT, RING)                                                    \
+    SM__LIF_QLOOPV(NAME, "avx512f", _mm512, SM__LIF_QVEC512, T, L, VT, SFX, MASKT, RING)
+#define SM__LIF_QLOOP256(NAME, T, L, VT, SFX, RING)                                                           \
+    SM__LIF_QLOOPV(NAME, "avx2", _mm256, SM__LIF_QVEC256, T, L, VT, SFX, uint32_t, RING)
+
 #define sm__lifq_loop_512_tail sm__lifq_loop_c
 #define sm__lifq_loop_direct_512_tail sm__lifq_loop_direct_c
 #define sm__lifq_loop_f32_512_tail sm__lifq_loop_f32_c
@@ -208,21 +238,46 @@ SM__LIF_QLOOP512(sm__lifq_loop_512, double, 8, __m512d, pd, __mmask8, 1)
 SM__LIF_QLOOP512(sm__lifq_loop_direct_512, double, 8, __m512d, pd, __mmask8, 0)
 SM__LIF_QLOOP512(sm__lifq_loop_f32_512, float, 16, __m512, ps, __mmask16, 1)
 SM__LIF_QLOOP512(sm__lifq_loop_f32_direct_512, float, 16, __m512, ps, __mmask16, 0)
+#define sm__lifq_loop_256_tail sm__lifq_loop_c
+#define sm__lifq_loop_direct_256_tail sm__lifq_loop_direct_c
+#define sm__lifq_loop_f32_256_tail sm__lifq_loop_f32_c
+#define sm__lifq_loop_f32_direct_256_tail sm__lifq_loop_f32_direct_c
+SM__LIF_QLOOP256(sm__lifq_loop_256, double, 4, __m256d, pd, 1)
+SM__LIF_QLOOP256(sm__lifq_loop_direct_256, double, 4, __m256d, pd, 0)
+SM__LIF_QLOOP256(sm__lifq_loop_f32_256, float, 8, __m256, ps, 1)
+SM__LIF_QLOOP256(sm__lifq_loop_f32_direct_256, float, 8, __m256, ps, 0)
 
-static int sm__avx512(void)
+/* The widest vector loop this CPU runs: 2 AVX-512, 1 AVX2, 0 the C loop; at most sm_core_simd_limit's level. */
+static int sm__simd_limit = 2;
+static int sm__simd(void)
 {
     static int have = -1; /* worker threads may all ask at once: relaxed atomics, every one stores the same */
     int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
     if (h < 0) {
-        h = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        h = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
         __atomic_store_n(&have, h, __ATOMIC_RELAXED);
     }
-    return h;
+    int lim = __atomic_load_n(&sm__simd_limit, __ATOMIC_RELAXED);
+    return h < lim ? h : lim;
 }
-#define SM__QLOOP(NAME) (sm__avx512() ? NAME##_512 : NAME##_c)
+#define SM__QLOOP(NAME) (sm__simd() == 2 ? NAME##_512 : sm__simd() == 1 ? NAME##_256 : NAME##_c)
 #else
+static int sm__simd_limit = 2;
+static int sm__simd(void) { return 0; }
 #define SM__QLOOP(NAME) NAME##_c
 #endif
+
+const char *sm_core_simd(void)
+{
+    static const char *const names[3] = {"c", "avx2", "avx512"};
+    return names[sm__simd()];
+}
+
+int sm_core_simd_limit(int level)
+{
+    level = level < 0 ? 0 : level > 2 ? 2 : level;
+    return __atomic_exchange_n(&sm__simd_limit, level, __ATOMIC_RELAXED);
+}
 
 /* Around the loop: the queue. A neuron that spikes in step t is refractory (held at v_reset) in steps t + 1 ..
  * t + ref_steps - 1 and free again in step t + ref_steps, as with the counter of sm_core_lifx_step. While it is

@@ -268,6 +268,7 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
         json_object_set_new(o, "estimated_pair_hops", json_real(d->est_hops));
     json_object_set_new(o, "threads", json_integer(s->stats.threads));
     json_object_set_new(o, "precision", json_string(s->opts.single ? "single" : "double"));
+    json_object_set_new(o, "simd", json_string(sm_core_simd()));
     if (s->opts.profile && s->stats.thread_phase_seconds) {
         json_t *pr = json_pack("{s:f,s:f,s:f}", "update", s->stats.phase_seconds[0], "route",
                                s->stats.phase_seconds[1], "record_and_wait", s->stats.phase_seconds[2]);

@@ -321,7 +321,23 @@ LIFQ_CASE(lifq_f64_direct, double, sm_core_lifq_step_direct, ref_step_f64, 0)
 LIFQ_CASE(lifq_f32, float, sm_core_lifq_step_f32, ref_step_f32, 1)
 LIFQ_CASE(lifq_f32_direct, float, sm_core_lifq_step_f32_direct, ref_step_f32, 0)
 
+static void lifq_levels(void);
 static void test_refractory_queue(void)
+{
+    /* every vector loop this CPU has: AVX-512, AVX2 and the C loop, capped in turn */
+    for (int lvl = 2; lvl >= 0; lvl--) {
+        sm_core_simd_limit(lvl);
+        const char *want = lvl == 0 ? "c" : lvl == 1 ? "avx2" : "avx512";
+        if (strcmp(sm_core_simd(), want) != 0) {
+            CU_ASSERT(lvl > 0); /* the C loop is always there; a wider one only where the CPU has it */
+            continue;
+        }
+        lifq_levels();
+    }
+    sm_core_simd_limit(2);
+}
+
+static void lifq_levels(void)
 {
     for (int rs = 0; rs <= 7; rs++) {
         sm_lif_params_t p = {.tau_m = 20, .tau_e = 5, .tau_i = 10, .v_thresh = -50, .v_reset = -60, .v_rest = -49,

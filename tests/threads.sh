@@ -22,6 +22,19 @@ for prec in double single; do
         done
     done
 done
+# Nor on the update's vector loop (SPIKEMESH_SIMD caps it; where the CPU lacks one, the next is used).
+for prec in double single; do
+    for simd in avx2 c; do
+        SPIKEMESH_SIMD=$simd "$SPIKEMESH" run cuba --duration 200 --threads 2 --precision "$prec" \
+            --out "$tmp/$prec$simd" --json >"$tmp/$prec$simd.json" 2>&1
+        check "$prec precision, SPIKEMESH_SIMD=$simd: exits 0" [ $? -eq 0 ]
+        check "$prec precision: spikes with the $simd loop = default" \
+            cmp -s "$tmp/${prec}1/spikes.csv" "$tmp/$prec$simd/spikes.csv"
+        check "$prec precision: counters with the $simd loop = default" \
+            cmp -s "$tmp/${prec}1/traffic.json" "$tmp/$prec$simd/traffic.json"
+    done
+    check "$prec precision: SPIKEMESH_SIMD=c is reported" grep -q '"simd": *"c"' "$tmp/${prec}c.json"
+done
 # The time and energy model, with the cycle-level mesh, does not depend on the thread count either.
 for t in 1 3; do
     "$SPIKEMESH" run cuba:2000 --duration 100 --threads "$t" --mesh-model cycle --out "$tmp/m$t" --json \

@@ -66,6 +66,9 @@ static const char *const sm_usage_run =
     "  --no-progress      never show it\n"
     "  -h, --help         show this help\n"
     "\n"
+    "environment: SPIKEMESH_SIMD=avx512|avx2|c caps the update's vector loop (default: the widest the CPU\n"
+    "has; the results are the same with each)\n"
+    "\n"
     "exit status: 0 done, 2 bad input (the message says what and where), 130 stopped by SIGINT/SIGTERM\n"
     "(outputs are complete up to the last finished step).\n";
 
@@ -387,8 +390,8 @@ static int sm_cmd_run(int argc, char **argv)
         }
         printf("  %-15s %.3f s setup, %.3f s loop (%.0f steps per wall second)\n", "wall time", setup,
                st->loop_seconds, st->loop_seconds > 0 ? (double)st->steps / st->loop_seconds : 0.0);
-        printf("  %-15s %u thread%s, %s precision\n", "workers", st->threads, st->threads == 1 ? "" : "s",
-               cli.single ? "single" : "double");
+        printf("  %-15s %u thread%s, %s precision, %s update loop\n", "workers", st->threads,
+               st->threads == 1 ? "" : "s", cli.single ? "single" : "double", sm_core_simd());
         if (cli.profile && st->thread_phase_seconds)
             for (uint32_t w = 0; w < st->threads; w++) {
                 const double *t = st->thread_phase_seconds + 3 * (size_t)w;
@@ -572,7 +575,15 @@ int main(int argc, char **argv)
         fputs(sm_usage_main, stderr);
         return EXIT_BADINPUT;
     }
-    const char *cmd = argv[1];
+    const char *cmd = argv[1], *simd = getenv("SPIKEMESH_SIMD");
+    if (simd && *simd) { /* caps the update's vector loop (the results do not depend on it) */
+        int level = strcmp(simd, "avx512") == 0 ? 2 : strcmp(simd, "avx2") == 0 ? 1 : strcmp(simd, "c") == 0 ? 0 : -1;
+        if (level < 0) {
+            fprintf(stderr, "spikemesh: SPIKEMESH_SIMD='%s': must be avx512, avx2 or c\n", simd);
+            return EXIT_BADINPUT;
+        }
+        sm_core_simd_limit(level);
+    }
     if (strcmp(cmd, "run") == 0)
         return sm_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)

@@ -93,6 +93,13 @@ uint32_t sm_core_lifq_step_f32_direct(const sm_lif_consts_t *c, uint32_t n, floa
                                       float *restrict gi, float *restrict in_e, float *restrict in_i, sm_refq_t *q,
                                       uint64_t step, uint32_t base, uint32_t *restrict spikes);
 
+/* The vector loop of the sm_core_lifq_step* kernels: "avx512" or "avx2" (written by hand), or "c" (the portable
+ * loop, which the compiler vectorises for the CPU). Every one gives the same bits. sm_core_simd_limit caps the
+ * choice at a level (2 AVX-512, 1 AVX2, 0 the C loop; the CPU's own support still applies) and returns the
+ * previous cap; spikemesh reads the SPIKEMESH_SIMD environment variable into it. */
+const char *sm_core_simd(void);
+int sm_core_simd_limit(int level);
+
 /* The same step for populations with a variant set (c->general), in the general form above, with refractoriness
  * in a counter per neuron (ref: ref_steps + 1 right after a spike, counting down to 0). drive is the per-neuron
  * drive of these n neurons (mV), or NULL for none. */
