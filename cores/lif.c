@@ -204,7 +204,7 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
             ns = NAME##_tail(c, i, v, ge, gi, in_e, in_i, v_spk1, spk);                                       \
         if (c->prefetch && !RING) {                                                                           \
             for (; i + L <= n; i += L) {                                                                      \
-                if (L * sizeof(T) == 64 || (i * sizeof(T)) % 64 == 0) {                                       \
+                if (L * sizeof(T) == 64 || ((uintptr_t)(v + i) & 63u) == 0) { /* a line per 64 bytes */      \
                     _mm_prefetch((const char *)(v + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                    \
                     _mm_prefetch((const char *)(ge + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                   \
                     _mm_prefetch((const char *)(gi + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                   \
@@ -260,7 +260,7 @@ static int sm__simd(void)
     int lim = __atomic_load_n(&sm__simd_limit, __ATOMIC_RELAXED);
     return h < lim ? h : lim;
 }
-#define SM__QLOOP(NAME) (sm__simd() == 2 ? NAME##_512 : sm__simd() == 1 ? NAME##_256 : NAME##_c)
+#define SM__QLOOP(NAME) (simd == 2 ? NAME##_512 : simd == 1 ? NAME##_256 : NAME##_c)
 #else
 static int sm__simd_limit = 2;
 static int sm__simd(void) { return 0; }
@@ -296,6 +296,8 @@ int sm_core_simd_limit(int level)
             q->head = q->head + 1 == q->cap ? 0 : q->head + 1;                                                \
             q->len--;                                                                                         \
         }                                                                                                     \
+        const int simd = sm__simd(); /* read once: another thread may change the limit */                  \
+        (void)simd;                                                                                           \
         uint32_t ns = SM__QLOOP(LOOP)(c, n, v, ge, gi, in_e, in_i, rs >= 2 ? (T)-INFINITY : v_reset, spikes); \
         for (uint32_t k = 0; k < ns; k++) {                                                                   \
             if (rs >= 2 && q->len < q->cap) { /* never full: a neuron is queued at most once */              \

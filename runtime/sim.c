@@ -187,7 +187,7 @@ static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
 /* Whether the update kernels prefetch the state ahead (sm_lif_consts_t.prefetch): when a worker's share of v, ge
  * and gi is larger than the core's L2 and the whole state lies well within the L3, and there are no delay
  * buffers. Measured on cuba:N (one AVX-512 core's sweep): a share of 2-8 MB from the L3 goes about 12% faster
- * with it, a whole state beyond about 12 MB up to 25% slower (the prefetches then only add to the misses). */
+ * with it, a whole state of 14-29 MB 25-80% slower, and with delay buffers the update 1.6-1.8x slower. */
 #define SM__PREFETCH_MAX_STATE ((size_t)10 << 20)
 static int sm__want_prefetch(const sm_sim_t *s, size_t bytes_per_neuron)
 {

@@ -261,15 +261,20 @@ LIF_REF_STEP(ref_step_f64, double)
 LIF_REF_STEP(ref_step_f32, float)
 
 /* The queue kernels (sm_core_lifq_step*, used by the simulator) against that reference: the same spikes and the
- * same bits of v, ge and gi, step after step, for refractory periods of 0 to 7 steps, with and without delay
- * buffers, in double and single precision. Random inputs are large enough that neurons spike often and some
- * would cross threshold while refractory. */
+ * same bits of v, ge, gi and the delay buffers, step after step, for refractory periods of 0 to 7 steps, with
+ * and without delay buffers, in double and single precision, with the arrays starting `off` elements past a
+ * 64-byte boundary (the vector loops peel up to the first one). Random inputs are large enough that neurons
+ * spike often and some would cross threshold while refractory. */
 #define LIFQ_N 301
 #define LIFQ_STEPS 400
 #define LIFQ_CASE(NAME, T, QK, CK, RING)                                                                       \
-    static void NAME(const sm_lif_consts_t *c, int *bad, uint64_t *nspikes)                                   \
+    static void NAME(const sm_lif_consts_t *c, int off, int *bad, uint64_t *nspikes)                          \
     {                                                                                                         \
-        static T v[2][LIFQ_N], ge[2][LIFQ_N], gi[2][LIFQ_N], ie[2][LIFQ_N], ii[2][LIFQ_N];                     \
+        static _Alignas(64) T mem[5][2][LIFQ_N + 16];                                                         \
+        T *v[2] = {mem[0][0] + off, mem[0][1] + off}, *ge[2] = {mem[1][0] + off, mem[1][1] + off};             \
+        T *gi[2] = {mem[2][0] + off, mem[2][1] + off}, *ie[2] = {mem[3][0] + off, mem[3][1] + off};            \
+        T *ii[2] = {mem[4][0] + off, mem[4][1] + off};                                                        \
+        const size_t bytes = LIFQ_N * sizeof(T);                                                              \
         static int32_t ref[LIFQ_N];                                                                           \
         static uint32_t qi[LIFQ_N], qu[LIFQ_N], sa[LIFQ_N], sb[LIFQ_N];                                        \
         sm_refq_t q = {qi, qu, LIFQ_N, 0, 0};                                                                 \
@@ -305,11 +310,12 @@ LIF_REF_STEP(ref_step_f32, float)
                 T vq = isfinite(v[0][i]) ? v[0][i] : (T)c->v_reset;                                           \
                 vbad |= memcmp(&vq, &v[1][i], sizeof vq) != 0;                                                \
             }                                                                                                 \
-            if (na != nb || memcmp(sa, sb, na * sizeof *sa) != 0 || vbad ||                                   \
-                memcmp(ge[0], ge[1], sizeof ge[0]) != 0 || memcmp(gi[0], gi[1], sizeof gi[0]) != 0) {         \
+            if (na != nb || memcmp(sa, sb, na * sizeof *sa) != 0 || vbad || memcmp(ge[0], ge[1], bytes) != 0 || \
+                memcmp(gi[0], gi[1], bytes) != 0 || memcmp(ie[0], ie[1], bytes) != 0 ||                      \
+                memcmp(ii[0], ii[1], bytes) != 0) {                                                           \
                 if (!*bad)                                                                                    \
-                    printf("\n    %s: ref_steps %d, step %llu: %u spikes against %u\n    ", #QK, c->ref_steps, \
-                           (unsigned long long)step, na, nb);                                                 \
+                    printf("\n    %s: ref_steps %d, offset %d, step %llu: %u spikes against %u\n    ", #QK,    \
+                           c->ref_steps, off, (unsigned long long)step, na, nb);                              \
                 *bad = 1;                                                                                     \
                 return;                                                                                       \
             }                                                                                                 \
@@ -339,24 +345,30 @@ static void test_refractory_queue(void)
 
 static void lifq_levels(void)
 {
-    for (int rs = 0; rs <= 7; rs++) {
-        sm_lif_params_t p = {.tau_m = 20, .tau_e = 5, .tau_i = 10, .v_thresh = -50, .v_reset = -60, .v_rest = -49,
-                             .t_ref = 0.1 * rs};
+    /* rs 8-15: the same refractory periods with tau_m = 0.5 us, where pm underflows to 0 in single precision and
+     * a refractory neuron's -inf * pm is NaN, which must never count as above threshold */
+    for (int rs = 0; rs <= 15; rs++) {
+        sm_lif_params_t p = {.tau_m = rs > 7 ? 5e-4 : 20, .tau_e = 5, .tau_i = 10, .v_thresh = -50, .v_reset = -60,
+                             .v_rest = -49, .t_ref = 0.1 * (rs % 8)};
         sm_lif_consts_t c;
         CU_ASSERT_EQUAL_FATAL(sm_lif_consts(&p, 0.1, &c, NULL), 0);
-        CU_ASSERT_EQUAL(c.ref_steps, rs);
+        CU_ASSERT_EQUAL(c.ref_steps, rs % 8);
         CU_ASSERT_EQUAL(c.prefetch, 0);
         for (int pf = 0; pf < 2; pf++) { /* the loop that prefetches ahead gives the same bits */
             int bad = 0;
             uint64_t ns = 0;
             c.prefetch = pf;
-            lifq_f64(&c, &bad, &ns);
-            lifq_f64_direct(&c, &bad, &ns);
-            lifq_f32(&c, &bad, &ns);
-            lifq_f32_direct(&c, &bad, &ns);
+            for (int off = 0; off < 16; off += pf ? 3 : 5) { /* peels of 0 to 15 elements */
+                lifq_f64(&c, off, &bad, &ns);
+                lifq_f64_direct(&c, off, &bad, &ns);
+                lifq_f32(&c, off, &bad, &ns);
+                lifq_f32_direct(&c, off, &bad, &ns);
+            }
             CU_ASSERT_FALSE(bad);
-            /* Enough spikes that refractoriness is exercised: on average above one every 2 ref periods a neuron. */
-            CU_ASSERT(ns > 4u * LIFQ_N * LIFQ_STEPS / (2u * (rs + 2u)) / 2u);
+            /* Enough spikes that refractoriness is exercised: on average above one every 2 ref periods a neuron
+             * (in each of the runs at the offsets above). */
+            uint64_t runs = pf ? 6u : 4u;
+            CU_ASSERT(ns > runs * 4u * LIFQ_N * LIFQ_STEPS / (2u * (rs % 8 + 2u)) / 2u);
         }
     }
 }

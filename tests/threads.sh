@@ -84,6 +84,29 @@ cat >"$tmp/sparse.json" <<'JSON'
 JSON
 same_at_3_threads sparse
 
+# The update's vector loops with delay buffers (delays.json), and where the update prefetches its state (cuba:60000
+# on 1 thread: 1.4 MB of state, above an L2 of up to 1 MiB): the AVX2 and C loops give the default's spikes.
+for net in delays cuba60k; do
+    for simd in default avx2 c; do
+        if [ "$net" = delays ]; then
+            set -- "$tmp/delays.json" --duration 300
+        else
+            set -- cuba:60000 --chip loihi:18x18 --duration 30
+        fi
+        if [ "$simd" = default ]; then
+            "$SPIKEMESH" run "$@" --threads 1 --out "$tmp/$net-$simd" >/dev/null 2>&1
+        else
+            SPIKEMESH_SIMD=$simd "$SPIKEMESH" run "$@" --threads 1 --out "$tmp/$net-$simd" >/dev/null 2>&1
+        fi
+        check "$net, SPIKEMESH_SIMD=$simd: exits 0" [ $? -eq 0 ]
+    done
+    check "$net: spikes were fired" [ "$(wc -l <"$tmp/$net-default/spikes.csv")" -gt 100 ]
+    for simd in avx2 c; do
+        check "$net: spikes with the $simd loop = default" \
+            cmp -s "$tmp/$net-default/spikes.csv" "$tmp/$net-$simd/spikes.csv"
+    done
+done
+
 # The default thread count: one per CPU, at most one per 16384 neurons (SM_NEURONS_PER_THREAD).
 "$SPIKEMESH" run cuba --duration 10 --no-progress --json >"$tmp/def4k.json" 2>/dev/null
 check "default threads: cuba (4000 neurons) runs on 1 thread" [ "$(json_num "$tmp/def4k.json" threads)" = 1 ]
