@@ -131,62 +131,48 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 #include <immintrin.h>
-/* How far ahead (bytes) the AVX-512 loop prefetches v, ge and gi when c->prefetch is set. */
+/* How far ahead (bytes) the vector loops prefetch v, ge and gi when c->prefetch is set. */
 #define SM__PREFETCH_AHEAD 640
 
-/* One vector of L neurons at i (the body of the loops below), in AVX-512: the compare gives a mask register. */
-#define SM__LIF_QVEC512(VT, SFX, MASKT, RING)                                                                 \
+/* The threshold of vector vi: stores v (v_spk where above threshold) and sets the spike bits k. AVX-512's compare
+ * gives a mask register; AVX2's gives a vector, whose sign bits become the spike bits. */
+#define SM__LIF_SPIKE512(VT, SFX, MASKT)                                                                      \
+    MASKT k = _mm512_cmp_##SFX##_mask(vi, v_th, _CMP_GT_OQ);                                                  \
+    _mm512_storeu_##SFX(v + i, _mm512_mask_blend_##SFX(k, vi, v_spk))
+#define SM__LIF_SPIKE256(VT, SFX, MASKT)                                                                      \
+    VT m = _mm256_cmp_##SFX(vi, v_th, _CMP_GT_OQ);                                                            \
+    _mm256_storeu_##SFX(v + i, _mm256_blendv_##SFX(vi, v_spk, m));                                            \
+    MASKT k = (MASKT)_mm256_movemask_##SFX(m)
+
+/* One vector of L neurons at i (the body of the loops below), with the intrinsics of PFX (_mm512 or _mm256) and
+ * its threshold step SPIKE. */
+#define SM__LIF_QVEC(PFX, SPIKE, VT, SFX, MASKT, RING)                                                        \
     do {                                                                                                      \
-        VT e = _mm512_loadu_##SFX(ge + i), g = _mm512_loadu_##SFX(gi + i);                                    \
+        VT e = PFX##_loadu_##SFX(ge + i), g = PFX##_loadu_##SFX(gi + i);                                      \
         if (RING) {                                                                                           \
-            e = _mm512_add_##SFX(e, _mm512_loadu_##SFX(in_e + i));                                            \
-            g = _mm512_add_##SFX(g, _mm512_loadu_##SFX(in_i + i));                                            \
-            _mm512_storeu_##SFX(in_e + i, zero);                                                              \
-            _mm512_storeu_##SFX(in_i + i, zero);                                                              \
+            e = PFX##_add_##SFX(e, PFX##_loadu_##SFX(in_e + i));                                              \
+            g = PFX##_add_##SFX(g, PFX##_loadu_##SFX(in_i + i));                                              \
+            PFX##_storeu_##SFX(in_e + i, zero);                                                               \
+            PFX##_storeu_##SFX(in_i + i, zero);                                                               \
         }                                                                                                     \
-        VT vo = _mm512_loadu_##SFX(v + i);                                                                    \
-        VT vi = _mm512_add_##SFX(v_inf, _mm512_mul_##SFX(_mm512_sub_##SFX(vo, v_inf), pm));                   \
-        vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(e, ce));                                                   \
-        vi = _mm512_add_##SFX(vi, _mm512_mul_##SFX(g, ci));                                                   \
-        MASKT k = _mm512_cmp_##SFX##_mask(vi, v_th, _CMP_GT_OQ);                                              \
-        _mm512_storeu_##SFX(v + i, _mm512_mask_blend_##SFX(k, vi, v_spk));                                    \
-        _mm512_storeu_##SFX(ge + i, _mm512_mul_##SFX(e, pe));                                                 \
-        _mm512_storeu_##SFX(gi + i, _mm512_mul_##SFX(g, pi));                                                 \
+        VT vo = PFX##_loadu_##SFX(v + i);                                                                     \
+        VT vi = PFX##_add_##SFX(v_inf, PFX##_mul_##SFX(PFX##_sub_##SFX(vo, v_inf), pm));                      \
+        vi = PFX##_add_##SFX(vi, PFX##_mul_##SFX(e, ce));                                                     \
+        vi = PFX##_add_##SFX(vi, PFX##_mul_##SFX(g, ci));                                                     \
+        SPIKE(VT, SFX, MASKT);                                                                                \
+        PFX##_storeu_##SFX(ge + i, PFX##_mul_##SFX(e, pe));                                                   \
+        PFX##_storeu_##SFX(gi + i, PFX##_mul_##SFX(g, pi));                                                   \
         if (__builtin_expect(k != 0, 0))                                                                      \
             for (uint32_t b = k; b; b &= b - 1u)                                                              \
                 spk[ns++] = i + (uint32_t)__builtin_ctz(b);                                                   \
     } while (0)
 
-/* The same in AVX2: the compare gives a vector, whose sign bits become the spike bits. */
-#define SM__LIF_QVEC256(VT, SFX, MASKT, RING)                                                                 \
-    do {                                                                                                      \
-        VT e = _mm256_loadu_##SFX(ge + i), g = _mm256_loadu_##SFX(gi + i);                                    \
-        if (RING) {                                                                                           \
-            e = _mm256_add_##SFX(e, _mm256_loadu_##SFX(in_e + i));                                            \
-            g = _mm256_add_##SFX(g, _mm256_loadu_##SFX(in_i + i));                                            \
-            _mm256_storeu_##SFX(in_e + i, zero);                                                              \
-            _mm256_storeu_##SFX(in_i + i, zero);                                                              \
-        }                                                                                                     \
-        VT vo = _mm256_loadu_##SFX(v + i);                                                                    \
-        VT vi = _mm256_add_##SFX(v_inf, _mm256_mul_##SFX(_mm256_sub_##SFX(vo, v_inf), pm));                   \
-        vi = _mm256_add_##SFX(vi, _mm256_mul_##SFX(e, ce));                                                   \
-        vi = _mm256_add_##SFX(vi, _mm256_mul_##SFX(g, ci));                                                   \
-        VT m = _mm256_cmp_##SFX(vi, v_th, _CMP_GT_OQ);                                                        \
-        _mm256_storeu_##SFX(v + i, _mm256_blendv_##SFX(vi, v_spk, m));                                        \
-        _mm256_storeu_##SFX(ge + i, _mm256_mul_##SFX(e, pe));                                                 \
-        _mm256_storeu_##SFX(gi + i, _mm256_mul_##SFX(g, pi));                                                 \
-        MASKT k = (MASKT)_mm256_movemask_##SFX(m);                                                            \
-        if (__builtin_expect(k != 0, 0))                                                                      \
-            for (uint32_t b = k; b; b &= b - 1u)                                                              \
-                spk[ns++] = i + (uint32_t)__builtin_ctz(b);                                                   \
-    } while (0)
-
-/* The loop in AVX-512 or AVX2 by hand (TGT, PFX, VEC): the compare gives the spikes directly (no sentinel, no
+/* The loop in AVX-512 or AVX2 by hand (TGT, PFX, SPIKE): the compare gives the spikes directly (no sentinel, no
  * second pass over a block), and the same operations in the same order as the C loop keep the same bits. L:
  * lanes; the neurons before v's first 64-byte boundary (a range of neurons of a worker or population starts
  * anywhere) and the tail are left to the C loop. With c->prefetch (and no delay buffers), a second copy of the
  * loop also prefetches each array SM__PREFETCH_AHEAD bytes ahead, a line per 64 bytes of neurons. */
-#define SM__LIF_QLOOPV(NAME, TGT, PFX, VEC, T, L, VT, SFX, MASKT, RING)                                       \
+#define SM__LIF_QLOOPV(NAME, TGT, PFX, SPIKE, T, L, VT, SFX, MASKT, RING)                                     \
     __attribute__((target(TGT))) static uint32_t NAME(const sm_lif_consts_t *c, uint32_t n, T *restrict v,     \
                                                       T *restrict ge, T *restrict gi, T *restrict in_e,         \
                                                       T *restrict in_i, T v_spk1, uint32_t *restrict spk)       \
@@ -209,11 +195,11 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
                     _mm_prefetch((const char *)(ge + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                   \
                     _mm_prefetch((const char *)(gi + i) + SM__PREFETCH_AHEAD, _MM_HINT_T0);                   \
                 }                                                                                             \
-                VEC(VT, SFX, MASKT, RING);                                                                    \
+                SM__LIF_QVEC(PFX, SPIKE, VT, SFX, MASKT, RING);                                               \
             }                                                                                                 \
         } else {                                                                                              \
             for (; i + L <= n; i += L)                                                                        \
-                VEC(VT, SFX, MASKT, RING);                                                                    \
+                SM__LIF_QVEC(PFX, SPIKE, VT, SFX, MASKT, RING);                                               \
         }                                                                                                     \
         if (i < n) {                                                                                          \
             uint32_t m = NAME##_tail(c, n - i, v + i, ge + i, gi + i, RING ? in_e + i : NULL,                 \
@@ -226,9 +212,9 @@ SM__LIF_QLOOP(sm__lifq_loop_f32_direct_c, float, 0)
     }
 
 #define SM__LIF_QLOOP512(NAME, T, L, VT, SFX, MASKT, RING)                                                    \
-    SM__LIF_QLOOPV(NAME, "avx512f", _mm512, SM__LIF_QVEC512, T, L, VT, SFX, MASKT, RING)
+    SM__LIF_QLOOPV(NAME, "avx512f", _mm512, SM__LIF_SPIKE512, T, L, VT, SFX, MASKT, RING)
 #define SM__LIF_QLOOP256(NAME, T, L, VT, SFX, RING)                                                           \
-    SM__LIF_QLOOPV(NAME, "avx2", _mm256, SM__LIF_QVEC256, T, L, VT, SFX, uint32_t, RING)
+    SM__LIF_QLOOPV(NAME, "avx2", _mm256, SM__LIF_SPIKE256, T, L, VT, SFX, uint32_t, RING)
 
 #define sm__lifq_loop_512_tail sm__lifq_loop_c
 #define sm__lifq_loop_direct_512_tail sm__lifq_loop_direct_c
@@ -260,11 +246,11 @@ static int sm__simd(void)
     int lim = __atomic_load_n(&sm__simd_limit, __ATOMIC_RELAXED);
     return h < lim ? h : lim;
 }
-#define SM__QLOOP(NAME) (simd == 2 ? NAME##_512 : simd == 1 ? NAME##_256 : NAME##_c)
+#define SM__QLOOP(NAME, LEVEL) ((LEVEL) == 2 ? NAME##_512 : (LEVEL) == 1 ? NAME##_256 : NAME##_c)
 #else
 static int sm__simd_limit = 2;
 static int sm__simd(void) { return 0; }
-#define SM__QLOOP(NAME) NAME##_c
+#define SM__QLOOP(NAME, LEVEL) ((void)(LEVEL), NAME##_c)
 #endif
 
 const char *sm_core_simd(void)
@@ -296,9 +282,8 @@ int sm_core_simd_limit(int level)
             q->head = q->head + 1 == q->cap ? 0 : q->head + 1;                                                \
             q->len--;                                                                                         \
         }                                                                                                     \
-        const int simd = sm__simd(); /* read once: another thread may change the limit */                  \
-        (void)simd;                                                                                           \
-        uint32_t ns = SM__QLOOP(LOOP)(c, n, v, ge, gi, in_e, in_i, rs >= 2 ? (T)-INFINITY : v_reset, spikes); \
+        const int level = sm__simd(); /* read once: another thread may change the limit */                 \
+        uint32_t ns = SM__QLOOP(LOOP, level)(c, n, v, ge, gi, in_e, in_i, rs >= 2 ? (T)-INFINITY : v_reset, spikes); \
         for (uint32_t k = 0; k < ns; k++) {                                                                   \
             if (rs >= 2 && q->len < q->cap) { /* never full: a neuron is queued at most once */              \
                 uint32_t j = q->head + q->len;                                                                \

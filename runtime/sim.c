@@ -189,7 +189,7 @@ static int sm__build_drows(sm_sim_t *s, sm__worker_t *wk)
  * buffers. Measured on cuba:N (one AVX-512 core's sweep): a share of 2-8 MB from the L3 goes about 12% faster
  * with it, a whole state of 14-29 MB 25-80% slower, and with delay buffers the update 1.6-1.8x slower. */
 #define SM__PREFETCH_MAX_STATE ((size_t)10 << 20)
-static int sm__want_prefetch(const sm_sim_t *s, size_t bytes_per_neuron)
+static int sm__want_prefetch(const sm_sim_t *s)
 {
     static long l2 = -1; /* relaxed atomics: every caller stores the same value */
     long have = __atomic_load_n(&l2, __ATOMIC_RELAXED);
@@ -201,7 +201,7 @@ static int sm__want_prefetch(const sm_sim_t *s, size_t bytes_per_neuron)
             have = 1L << 20; /* unknown: 1 MiB */
         __atomic_store_n(&l2, have, __ATOMIC_RELAXED);
     }
-    size_t state = (size_t)s->d->n * bytes_per_neuron;
+    size_t state = (size_t)s->d->n * 3 * (s->opts.single ? sizeof(float) : sizeof(double)); /* v, ge, gi */
     return !s->acc && state / s->nworkers > (size_t)have && state <= SM__PREFETCH_MAX_STATE;
 }
 
@@ -322,6 +322,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
                                             "thread, the most supported; run with more --threads", SM__DROW_PAIRS - 1);
         return sm_errorf(eb, SM_ENOMEM, "out of memory for the state of %u neurons", d->n);
     }
+    const int prefetch = sm__want_prefetch(s);
     for (uint32_t p = 0; p < net->npops; p++) {
         const sm_pop_t *pop = &net->pops[p];
         if ((rc = sm_lif_consts(&pop->lif, net->dt, &s->consts[p], eb)) != 0) {
@@ -331,7 +332,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             free(s);
             return sm_errorf(eb, rc, "population '%s': %s", pop->name, msg);
         }
-        s->consts[p].prefetch = sm__want_prefetch(s, 3 * es);
+        s->consts[p].prefetch = prefetch;
         s->p_spike[p] = pop->model == SM_MODEL_POISSON ? pop->rate_hz * net->dt * 1e-3 : 0.0;
         /* Initial v: uniform in [lo, hi], keyed by global neuron id (independent of placement). */
         for (uint32_t i = 0; i < pop->size; i++) {

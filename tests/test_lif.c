@@ -327,22 +327,6 @@ LIFQ_CASE(lifq_f64_direct, double, sm_core_lifq_step_direct, ref_step_f64, 0)
 LIFQ_CASE(lifq_f32, float, sm_core_lifq_step_f32, ref_step_f32, 1)
 LIFQ_CASE(lifq_f32_direct, float, sm_core_lifq_step_f32_direct, ref_step_f32, 0)
 
-static void lifq_levels(void);
-static void test_refractory_queue(void)
-{
-    /* every vector loop this CPU has: AVX-512, AVX2 and the C loop, capped in turn */
-    for (int lvl = 2; lvl >= 0; lvl--) {
-        sm_core_simd_limit(lvl);
-        const char *want = lvl == 0 ? "c" : lvl == 1 ? "avx2" : "avx512";
-        if (strcmp(sm_core_simd(), want) != 0) {
-            CU_ASSERT(lvl > 0); /* the C loop is always there; a wider one only where the CPU has it */
-            continue;
-        }
-        lifq_levels();
-    }
-    sm_core_simd_limit(2);
-}
-
 static void lifq_levels(void)
 {
     /* rs 8-15: the same refractory periods with tau_m = 0.5 us, where pm underflows to 0 in single precision and
@@ -371,6 +355,21 @@ static void lifq_levels(void)
             CU_ASSERT(ns > runs * 4u * LIFQ_N * LIFQ_STEPS / (2u * (rs % 8 + 2u)) / 2u);
         }
     }
+}
+
+static void test_refractory_queue(void)
+{
+    /* every vector loop this CPU has: AVX-512, AVX2 and the C loop, capped in turn */
+    for (int lvl = 2; lvl >= 0; lvl--) {
+        sm_core_simd_limit(lvl);
+        const char *want = lvl == 0 ? "c" : lvl == 1 ? "avx2" : "avx512";
+        if (strcmp(sm_core_simd(), want) != 0) {
+            CU_ASSERT(lvl > 0); /* the C loop is always there; a wider one only where the CPU has it */
+            continue;
+        }
+        lifq_levels();
+    }
+    sm_core_simd_limit(2);
 }
 
 int sm_test_lif_register(void)

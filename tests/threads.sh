@@ -22,19 +22,6 @@ for prec in double single; do
         done
     done
 done
-# Nor on the update's vector loop (SPIKEMESH_SIMD caps it; where the CPU lacks one, the next is used).
-for prec in double single; do
-    for simd in avx2 c; do
-        SPIKEMESH_SIMD=$simd "$SPIKEMESH" run cuba --duration 200 --threads 2 --precision "$prec" \
-            --out "$tmp/$prec$simd" --json >"$tmp/$prec$simd.json" 2>&1
-        check "$prec precision, SPIKEMESH_SIMD=$simd: exits 0" [ $? -eq 0 ]
-        check "$prec precision: spikes with the $simd loop = default" \
-            cmp -s "$tmp/${prec}1/spikes.csv" "$tmp/$prec$simd/spikes.csv"
-        check "$prec precision: counters with the $simd loop = default" \
-            cmp -s "$tmp/${prec}1/traffic.json" "$tmp/$prec$simd/traffic.json"
-    done
-    check "$prec precision: SPIKEMESH_SIMD=c is reported" grep -q '"simd": *"c"' "$tmp/${prec}c.json"
-done
 # The time and energy model, with the cycle-level mesh, does not depend on the thread count either.
 for t in 1 3; do
     "$SPIKEMESH" run cuba:2000 --duration 100 --threads "$t" --mesh-model cycle --out "$tmp/m$t" --json \
@@ -84,28 +71,31 @@ cat >"$tmp/sparse.json" <<'JSON'
 JSON
 same_at_3_threads sparse
 
-# The update's vector loops with delay buffers (delays.json), and where the update prefetches its state (cuba:60000
-# on 1 thread: 1.4 MB of state, above an L2 of up to 1 MiB): the AVX2 and C loops give the default's spikes.
-for net in delays cuba60k; do
-    for simd in default avx2 c; do
-        if [ "$net" = delays ]; then
-            set -- "$tmp/delays.json" --duration 300
-        else
-            set -- cuba:60000 --chip loihi:18x18 --duration 30
-        fi
-        if [ "$simd" = default ]; then
-            "$SPIKEMESH" run "$@" --threads 1 --out "$tmp/$net-$simd" >/dev/null 2>&1
-        else
-            SPIKEMESH_SIMD=$simd "$SPIKEMESH" run "$@" --threads 1 --out "$tmp/$net-$simd" >/dev/null 2>&1
-        fi
-        check "$net, SPIKEMESH_SIMD=$simd: exits 0" [ $? -eq 0 ]
+# same_with_loops NAME ARGS...: runs ARGS with the default update loop and with SPIKEMESH_SIMD=avx2 and c (where
+# the CPU lacks one, the next is used); it must spike, with the same spikes and counters, and report the c loop.
+same_with_loops() {
+    name=$1
+    shift
+    for simd in "" avx2 c; do # empty: the default
+        SPIKEMESH_SIMD=$simd "$SPIKEMESH" run "$@" --out "$tmp/$name-${simd:-default}" --json \
+            >"$tmp/$name-${simd:-default}.json" 2>&1
+        check "$name, SPIKEMESH_SIMD=${simd:-(default)}: exits 0" [ $? -eq 0 ]
     done
-    check "$net: spikes were fired" [ "$(wc -l <"$tmp/$net-default/spikes.csv")" -gt 100 ]
+    check "$name: spikes were fired" [ "$(wc -l <"$tmp/$name-default/spikes.csv")" -gt 100 ]
     for simd in avx2 c; do
-        check "$net: spikes with the $simd loop = default" \
-            cmp -s "$tmp/$net-default/spikes.csv" "$tmp/$net-$simd/spikes.csv"
+        check "$name: spikes with the $simd loop = default" \
+            cmp -s "$tmp/$name-default/spikes.csv" "$tmp/$name-$simd/spikes.csv"
+        check "$name: counters with the $simd loop = default" \
+            cmp -s "$tmp/$name-default/traffic.json" "$tmp/$name-$simd/traffic.json"
     done
+    check "$name: SPIKEMESH_SIMD=c is reported" grep -q '"simd": *"c"' "$tmp/$name-c.json"
+}
+for prec in double single; do
+    same_with_loops "cuba-$prec" cuba --duration 200 --threads 2 --precision "$prec"
 done
+same_with_loops delays "$tmp/delays.json" --duration 300 --threads 1 # delay buffers
+# cuba:60000 on 1 thread: 1.4 MB of state, above an L2 of up to 1 MiB, so the update prefetches
+same_with_loops cuba60k cuba:60000 --chip loihi:18x18 --duration 30 --threads 1
 
 # The default thread count: one per CPU, at most one per 16384 neurons (SM_NEURONS_PER_THREAD).
 "$SPIKEMESH" run cuba --duration 10 --no-progress --json >"$tmp/def4k.json" 2>/dev/null

@@ -286,6 +286,15 @@ static int sm_cmd_run(int argc, char **argv)
         fputs(sm_usage_run, stdout);
         return 0;
     }
+    const char *simd = getenv("SPIKEMESH_SIMD");
+    if (simd && *simd) { /* caps the update's vector loop (results do not change) */
+        int level = strcmp(simd, "avx512") == 0 ? 2 : strcmp(simd, "avx2") == 0 ? 1 : strcmp(simd, "c") == 0 ? 0 : -1;
+        if (level < 0) {
+            fprintf(stderr, "spikemesh: SPIKEMESH_SIMD='%s': must be avx512, avx2 or c\n", simd);
+            return EXIT_BADINPUT;
+        }
+        sm_core_simd_limit(level);
+    }
     if (!cli.network)
         cli.network = "cuba";
     uint64_t t0 = uv_hrtime();
@@ -575,15 +584,7 @@ int main(int argc, char **argv)
         fputs(sm_usage_main, stderr);
         return EXIT_BADINPUT;
     }
-    const char *cmd = argv[1], *simd = getenv("SPIKEMESH_SIMD");
-    if (strcmp(cmd, "run") == 0 && simd && *simd) { /* caps the update's vector loop (results do not change) */
-        int level = strcmp(simd, "avx512") == 0 ? 2 : strcmp(simd, "avx2") == 0 ? 1 : strcmp(simd, "c") == 0 ? 0 : -1;
-        if (level < 0) {
-            fprintf(stderr, "spikemesh: SPIKEMESH_SIMD='%s': must be avx512, avx2 or c\n", simd);
-            return EXIT_BADINPUT;
-        }
-        sm_core_simd_limit(level);
-    }
+    const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return sm_cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
