@@ -2,6 +2,7 @@
  * timestep phases (deliver, update, route) and the libuv loop that schedules them. */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,8 @@ static void sm__free_state(sm_sim_t *s)
     free(s->workers);
     free(s->thread_prof);
     free(s->drow);
+    free(s->core_q);
+    free(s->thread_neurons);
 }
 
 static void sm__worker_main(void *arg);
@@ -123,6 +126,224 @@ static void sm__assign_workers(sm_sim_t *s)
         wk->post_lo = wk->piece_lo < d->npieces ? d->pieces[wk->piece_lo].first : d->n;
         wk->post_hi = q < d->npieces ? d->pieces[q].first : d->n;
     }
+}
+
+/* The index in core_q of the first core boundary whose first neuron is at least x (ncore_q - 1 past them all). */
+static uint32_t sm__cq_at(const sm_sim_t *s, double x)
+{
+    uint32_t lo = 0, hi = s->ncore_q - 1;
+    while (lo < hi) {
+        uint32_t m = lo + (hi - lo) / 2;
+        if ((double)sm__q_first(s, s->core_q[m]) < x)
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    return lo;
+}
+
+/* A core boundary in the middle of worker v's pieces (its first piece when it has one core or none). */
+static uint32_t sm__mid(const sm_sim_t *s, uint32_t v)
+{
+    const sm__worker_t *wk = &s->workers[v];
+    uint32_t q = s->core_q[sm__cq_at(s, 0.5 * ((double)wk->post_lo + (double)wk->post_hi))];
+    return q > wk->piece_lo && q < wk->piece_hi ? q : wk->piece_lo;
+}
+
+/* Where the borders may go: the pieces that start a core (a border never splits a core, so that a core's
+ * counters are only ever written by one worker in a step), and for each worker the middle of its range, which
+ * bounds how far its neighbours' borders move into it. At first each worker updates its own pieces. */
+static int sm__init_borders(sm_sim_t *s)
+{
+    const sm_deploy_t *d = s->d;
+    s->core_q = malloc(((size_t)d->npieces + 1) * sizeof *s->core_q);
+    if (!s->core_q)
+        return -1;
+    s->ncore_q = 0;
+    for (uint32_t q = 0; q < d->npieces; q++)
+        if (q == 0 || d->pieces[q].core != d->pieces[q - 1].core)
+            s->core_q[s->ncore_q++] = q;
+    s->core_q[s->ncore_q++] = d->npieces;
+    for (uint32_t w = 0; w < s->nworkers; w++) {
+        sm__worker_t *wk = &s->workers[w];
+        wk->qlo = wk->piece_lo;
+        wk->qhi = wk->piece_hi;
+    }
+    for (uint32_t w = 0; w < s->nworkers; w++) {
+        sm__worker_t *wk = &s->workers[w];
+        wk->qmin = w == 0 || s->split == SM__SPLIT_OFF ? wk->piece_lo : sm__mid(s, w - 1);
+        wk->qmax = w + 1 == s->nworkers || s->split == SM__SPLIT_OFF ? wk->piece_hi : sm__mid(s, w + 1);
+    }
+    return 0;
+}
+
+/* Lays out a worker's runs for its pieces [qlo, qhi): those it took from its left neighbour, its own, those from
+ * its right neighbour, each part's neighbouring pieces of one population merged (one kernel call steps them all:
+ * it has a fixed cost per call), and gives each run an empty refractory queue. */
+static void sm__build_runs(sm_sim_t *s, sm__worker_t *wk)
+{
+    const sm_deploy_t *d = s->d;
+    const uint32_t lo[3] = {wk->qlo, wk->qlo > wk->piece_lo ? wk->qlo : wk->piece_lo,
+                            wk->qlo > wk->piece_hi ? wk->qlo : wk->piece_hi};
+    const uint32_t hi[3] = {wk->qhi < wk->piece_lo ? wk->qhi : wk->piece_lo,
+                            wk->qhi < wk->piece_hi ? wk->qhi : wk->piece_hi, wk->qhi};
+    wk->nruns = 0;
+    for (int k = 0; k < 3; k++) {
+        uint32_t first_run = wk->nruns;
+        for (uint32_t q = lo[k]; q < hi[k]; q++) {
+            const sm_piece_t *pc = &d->pieces[q];
+            uint32_t *last = wk->nruns > first_run ? wk->runs + 3 * (wk->nruns - 1) : NULL;
+            if (last && last[0] == pc->pop && last[1] + last[2] == pc->first) {
+                last[2] += pc->count;
+            } else {
+                wk->runs[3 * wk->nruns] = pc->pop;
+                wk->runs[3 * wk->nruns + 1] = pc->first;
+                wk->runs[3 * wk->nruns + 2] = pc->count;
+                wk->nruns++;
+            }
+        }
+        if (k == 0)
+            wk->nruns_left = wk->nruns;
+        else if (k == 1)
+            wk->nruns_own = wk->nruns - wk->nruns_left;
+    }
+    for (uint32_t r = 0, at = 0; r < wk->nruns; r++) {
+        uint32_t count = wk->runs[3 * r + 2];
+        wk->refq[r] = (sm_refq_t){.idx = wk->refq_mem + at, .until = wk->refq_mem + at + count, .cap = count};
+        at += 2 * count;
+    }
+}
+
+static int sm__cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Moves the borders between the workers' ranges (between batches: no worker is running): border[u] becomes the
+ * first piece worker u + 1 updates. The refractory queues follow their neurons, in the order they are released.
+ * Returns 0, or -1 (out of memory: nothing moved). */
+static int sm__set_borders(sm_sim_t *s, const uint32_t *border)
+{
+    const uint32_t W = s->nworkers, now = (uint32_t)s->step;
+    size_t total = 0, k = 0;
+    for (uint32_t u = 0; u < W; u++)
+        for (uint32_t r = 0; r < s->workers[u].nruns; r++)
+            total += s->workers[u].refq[r].len;
+    uint64_t *ent = total ? malloc(total * sizeof *ent) : NULL;
+    if (total && !ent)
+        return -1;
+    for (uint32_t u = 0; u < W; u++) { /* (steps until free, neuron): sorted, the order of release */
+        const sm__worker_t *wk = &s->workers[u];
+        for (uint32_t r = 0; r < wk->nruns; r++) {
+            const sm_refq_t *q = &wk->refq[r];
+            for (uint32_t j = 0, i = q->head; j < q->len; j++, i = i + 1 == q->cap ? 0 : i + 1) {
+                int32_t left = (int32_t)(q->until[i] - now);
+                ent[k++] = (uint64_t)(uint32_t)(left > 0 ? left : 0) << 32 | (wk->runs[3 * r + 1] + q->idx[i]);
+            }
+        }
+    }
+    if (total > 1)
+        qsort(ent, total, sizeof *ent, sm__cmp_u64);
+    for (uint32_t u = 0; u < W; u++) {
+        sm__worker_t *wk = &s->workers[u];
+        wk->qlo = u == 0 ? wk->qlo : border[u - 1];
+        wk->qhi = u + 1 == W ? wk->qhi : border[u];
+        sm__build_runs(s, wk);
+    }
+    for (k = 0; k < total; k++) {
+        uint32_t id = (uint32_t)ent[k], lo = 0, hi = W - 1;
+        while (lo < hi) { /* the worker that updates neuron id */
+            uint32_t m = lo + (hi - lo) / 2;
+            if (id >= sm__q_first(s, s->workers[m].qhi))
+                lo = m + 1;
+            else
+                hi = m;
+        }
+        sm__worker_t *wk = &s->workers[lo];
+        uint32_t a = 0, b = wk->nruns - 1;
+        while (a < b) { /* its run */
+            uint32_t m = a + (b - a + 1) / 2;
+            if (wk->runs[3 * m + 1] <= id)
+                a = m;
+            else
+                b = m - 1;
+        }
+        sm_refq_t *q = &wk->refq[a];
+        uint32_t j = q->head + q->len;
+        q->idx[j >= q->cap ? j - q->cap : j] = id - wk->runs[3 * a + 1];
+        q->until[j >= q->cap ? j - q->cap : j] = now + (uint32_t)(ent[k] >> 32);
+        q->len++;
+    }
+    free(ent);
+    return 0;
+}
+
+/* The balancer, between batches. SM__SPLIT_ADAPT: from what each worker measured since it last looked (ns per
+ * neuron update; ns of its route and record, which stay where they are), the split of the neurons at which
+ * every worker would finish its step at the same time; each border moves half way there, by whole cores, and
+ * only when that crosses most of a core. SM__SPLIT_SHUFFLE: each border moves to a random core boundary. */
+static void sm__rebalance(sm_sim_t *s)
+{
+    const uint32_t W = s->nworkers;
+    uint32_t border[1024];
+    int moved = 0;
+    if (s->split == SM__SPLIT_SHUFFLE) {
+        for (uint32_t u = 0; u + 1 < W; u++) {
+            uint32_t i0 = sm__cq_at(s, sm__q_first(s, s->workers[u + 1].qmin));
+            uint32_t i1 = sm__cq_at(s, sm__q_first(s, s->workers[u].qmax));
+            s->shuffle = s->shuffle * 6364136223846793005ull + 1442695040888963407ull;
+            border[u] = i1 > i0 ? s->core_q[i0 + (uint32_t)((s->shuffle >> 33) % (i1 - i0 + 1))] : s->core_q[i0];
+            if (border[u] > s->workers[u].qmax || border[u] < s->workers[u + 1].qmin)
+                border[u] = s->workers[u].qhi;
+            moved |= border[u] != s->workers[u].qhi;
+        }
+    } else {
+        if (s->workers[0].bal_steps < 32)
+            return;
+        double known = 0, nknown = 0, sum_inv = 0, sum_r = 0, want = sm__q_first(s, 0);
+        for (uint32_t u = 0; u < W; u++) {
+            sm__worker_t *wk = &s->workers[u];
+            if (wk->bal_neurons >= 1024)
+                wk->bal_per_neuron = (double)wk->bal_ns[0] / (double)wk->bal_neurons;
+            if (wk->bal_per_neuron > 0)
+                known += wk->bal_per_neuron, nknown++;
+        }
+        if (nknown == 0)
+            goto reset;
+        for (uint32_t u = 0; u < W; u++) {
+            double a = s->workers[u].bal_per_neuron > 0 ? s->workers[u].bal_per_neuron : known / nknown;
+            sum_inv += 1.0 / a;
+            sum_r += (double)s->workers[u].bal_ns[1] / (double)s->workers[u].bal_steps / a;
+        }
+        /* every worker finishing at T: sum over u of (T - r_u) / a_u = the neurons */
+        double T = ((double)sm__q_first(s, s->d->npieces) - want + sum_r) / sum_inv;
+        for (uint32_t u = 0; u + 1 < W; u++) {
+            const sm__worker_t *wk = &s->workers[u];
+            double a = wk->bal_per_neuron > 0 ? wk->bal_per_neuron : known / nknown;
+            double share = (T - (double)wk->bal_ns[1] / (double)wk->bal_steps) / a;
+            want += share > 0 ? share : 0;
+            double cur = sm__q_first(s, wk->qhi), to = cur + 0.5 * (want - cur);
+            double lo = sm__q_first(s, s->workers[u + 1].qmin), hi = sm__q_first(s, wk->qmax);
+            to = to < lo ? lo : to > hi ? hi : to;
+            uint32_t i = sm__cq_at(s, to); /* the nearer of the boundaries around `to` */
+            if (i > 0 && to - sm__q_first(s, s->core_q[i - 1]) < sm__q_first(s, s->core_q[i]) - to)
+                i--;
+            uint32_t b = s->core_q[i];
+            if (b > wk->qmax || b < s->workers[u + 1].qmin)
+                b = wk->qhi;
+            double step_ = fabs((double)sm__q_first(s, b) - cur);
+            border[u] = step_ > 0 && fabs(to - cur) >= 0.75 * step_ ? b : wk->qhi;
+            moved |= border[u] != wk->qhi;
+        }
+    reset:
+        for (uint32_t u = 0; u < W; u++) {
+            sm__worker_t *wk = &s->workers[u];
+            wk->bal_ns[0] = wk->bal_ns[1] = wk->bal_neurons = wk->bal_steps = 0;
+        }
+    }
+    if (moved)
+        (void)sm__set_borders(s, border); /* out of memory: the borders stay */
 }
 
 /* First synapse of a row (sorted by postsynaptic neuron) whose target is at least post. */
@@ -222,6 +443,9 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
                          opts->duration, steps, net->dt);
     if (opts->threads > 1024)
         return sm_errorf(eb, SM_ERANGE, "--threads %u: at most 1024 threads are supported", opts->threads);
+    if (opts->split != SM_SPLIT_ADAPT && opts->split != SM_SPLIT_FIXED && opts->split != SM_SPLIT_SHUFFLE)
+        return sm_errorf(eb, SM_EINVAL, "split %d: must be SM_SPLIT_ADAPT, SM_SPLIT_FIXED or SM_SPLIT_SHUFFLE",
+                         opts->split);
     sm_sim_t *s = calloc(1, sizeof *s);
     if (!s)
         return sm_errorf(eb, SM_ENOMEM, "out of memory");
@@ -239,6 +463,12 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     if (s->nworkers > d->ncores)
         s->nworkers = d->ncores ? d->ncores : 1;
     s->stats.threads = s->nworkers;
+    s->split = s->nworkers < 2 || opts->split == SM_SPLIT_FIXED ? SM__SPLIT_OFF
+               : opts->split == SM_SPLIT_SHUFFLE                ? SM__SPLIT_SHUFFLE
+               : s->nworkers <= uv_available_parallelism()     ? SM__SPLIT_ADAPT
+                                                                : SM__SPLIT_OFF; /* more threads than CPUs */
+    s->shuffle = d->seed;
+    s->thread_neurons = calloc(s->nworkers, sizeof *s->thread_neurons);
     s->v = sm__big_calloc(n, es);
     s->ge = sm__big_calloc(n, es);
     s->gi = sm__big_calloc(n, es);
@@ -257,45 +487,27 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     s->thread_prof = opts->profile ? calloc((size_t)s->nworkers * 6, sizeof *s->thread_prof) : NULL;
     int bad = !s->v || !s->ge || !s->gi || !s->ref || (s->R > 1 && !s->acc) || !s->consts || !s->p_spike ||
               !s->spk || !s->piece_pending || !s->neuron_pending || !s->pop_spikes || !s->cc || !s->workers ||
+              !s->thread_neurons ||
               (opts->profile && !s->thread_prof);
     if (!bad) {
         sm__assign_workers(s);
+        bad = sm__init_borders(s) != 0;
         for (uint32_t w = 0; w < s->nworkers && !bad; w++) {
             sm__worker_t *wk = &s->workers[w];
-            size_t room = (size_t)(wk->post_hi - wk->post_lo) + 1;
+            /* room for the most neurons and pieces it may update */
+            size_t room = (size_t)(sm__q_first(s, wk->qmax) - sm__q_first(s, wk->qmin)) + 1;
             wk->s = s;
             wk->id = w;
             wk->spk[0] = malloc(room * sizeof *wk->spk[0]);
             wk->spk[1] = malloc(room * sizeof *wk->spk[1]);
-            wk->runs = malloc(3 * ((size_t)(wk->piece_hi - wk->piece_lo) + 1) * sizeof *wk->runs);
+            wk->runs = malloc(3 * ((size_t)(wk->qmax - wk->qmin) + 3) * sizeof *wk->runs);
+            wk->refq = calloc((size_t)(wk->qmax - wk->qmin) + 3, sizeof *wk->refq);
+            wk->refq_mem = malloc(2 * room * sizeof *wk->refq_mem);
             wk->prof_hist = opts->profile ? calloc(3 * SM__PROF_BINS, sizeof *wk->prof_hist) : NULL;
-            bad = !wk->spk[0] || !wk->spk[1] || !wk->runs || (opts->profile && !wk->prof_hist);
-            /* The update loops over runs: pieces of one population on neighbouring cores are contiguous in the
-             * state arrays, so one call steps them all (the kernel has a fixed cost per call). */
-            for (uint32_t q = wk->piece_lo; q < wk->piece_hi && !bad; q++) {
-                const sm_piece_t *pc = &d->pieces[q];
-                uint32_t *last = wk->nruns ? wk->runs + 3 * (wk->nruns - 1) : NULL;
-                if (last && last[0] == pc->pop && last[1] + last[2] == pc->first) {
-                    last[2] += pc->count;
-                } else {
-                    wk->runs[3 * wk->nruns] = pc->pop;
-                    wk->runs[3 * wk->nruns + 1] = pc->first;
-                    wk->runs[3 * wk->nruns + 2] = pc->count;
-                    wk->nruns++;
-                }
-            }
-            if (!bad) {
-                wk->refq = calloc((size_t)wk->nruns + 1, sizeof *wk->refq);
-                wk->refq_mem = malloc(2 * ((size_t)(wk->post_hi - wk->post_lo) + 1) * sizeof *wk->refq_mem);
-                bad = !wk->refq || !wk->refq_mem;
-                for (uint32_t r = 0, at = 0; r < wk->nruns && !bad; r++) {
-                    uint32_t count = wk->runs[3 * r + 2];
-                    wk->refq[r].idx = wk->refq_mem + at;
-                    wk->refq[r].until = wk->refq_mem + at + count;
-                    wk->refq[r].cap = count;
-                    at += 2 * count;
-                }
-            }
+            bad = !wk->spk[0] || !wk->spk[1] || !wk->runs || !wk->refq || !wk->refq_mem ||
+                  (opts->profile && !wk->prof_hist);
+            if (!bad)
+                sm__build_runs(s, wk);
         }
     }
     if (!bad) {
@@ -307,7 +519,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     int long_row = 0;
     for (uint32_t w = 0; w < s->nworkers && !bad; w++) {
         sm__worker_t *wk = &s->workers[w];
-        size_t room = ((size_t)(wk->post_hi - wk->post_lo) + 1) * s->nworkers;
+        size_t room = ((size_t)(sm__q_first(s, wk->qmax) - sm__q_first(s, wk->qmin)) + 1) * s->nworkers;
         wk->srec[0] = malloc(room * sizeof *wk->srec[0]);
         wk->srec[1] = malloc(room * sizeof *wk->srec[1]);
         int r = !wk->srec[0] || !wk->srec[1] ? -1 : sm__build_drows(s, wk);
@@ -470,14 +682,14 @@ static uint32_t sm__step_general(sm_sim_t *s, const sm_lif_consts_t *c, const sm
         c, drive, count, (double *)s->v + f, (double *)s->ge + f, (double *)s->gi + f, s->ref + f, in_e, in_i, f, spk);
 }
 
-/* update (with deliver fused in): the worker's pieces add the inputs that arrived for this step, then step
- * their neurons; spikes come out in global neuron order. */
-static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, uint32_t *spk)
+/* update (with deliver fused in) of the worker's runs [r0, r1): their pieces add the inputs that arrived for
+ * this step, then step their neurons; spikes come out in global neuron order. */
+static uint32_t sm__update_runs(sm_sim_t *s, sm__worker_t *w, uint64_t step, uint32_t r0, uint32_t r1, uint32_t *spk)
 {
     const sm_deploy_t *d = s->d;
     size_t n = d->n, slot = (size_t)(step % s->R);
     uint32_t ns = 0;
-    for (uint32_t r = 0; r < w->nruns; r++) {
+    for (uint32_t r = r0; r < r1; r++) {
         uint32_t pop = w->runs[3 * r], f = w->runs[3 * r + 1], count = w->runs[3 * r + 2];
         const sm_lif_consts_t *c = &s->consts[pop];
         const sm_pop_t *pp = &d->net->pops[pop];
@@ -500,6 +712,51 @@ static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, ui
                 c, count, (double *)s->v + f, (double *)s->ge + f, (double *)s->gi + f, in_e, in_i, &w->refq[r],
                 step, f, spk + ns);
         }
+    }
+    return ns;
+}
+
+/* Waits until worker o has routed step - 1 (the inputs of `step` onto its neurons are complete); returns the
+ * nanoseconds waited. It spins, then yields the CPU (o may be waiting for it). */
+static uint64_t sm__wait_routed(const sm__worker_t *o, uint64_t step)
+{
+    if (atomic_load_explicit(&o->routed, memory_order_acquire) >= step)
+        return 0;
+    uint64_t t0 = uv_hrtime();
+    for (uint32_t spins = 0; atomic_load_explicit(&o->routed, memory_order_acquire) < step; spins++) {
+        if (spins < 4096) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+    return uv_hrtime() - t0;
+}
+
+/* update: the worker's own pieces first, then those it took from its neighbours, once each neighbour has routed
+ * into them; spikes are laid out in global neuron order (the left neighbour's pieces' first). *waited gets the
+ * nanoseconds spent waiting. */
+static uint32_t sm__phase_update(sm_sim_t *s, sm__worker_t *w, uint64_t step, uint32_t *spk, uint64_t *waited)
+{
+    const uint32_t nl = w->nruns_left, no = w->nruns_own;
+    *waited = 0;
+    if (nl == 0 && nl + no == w->nruns)
+        return sm__update_runs(s, w, step, 0, w->nruns, spk);
+    /* the left part's spikes go first: the own part's are written past room for them, then moved down */
+    const uint32_t lroom = nl ? sm__q_first(s, w->piece_lo) - sm__q_first(s, w->qlo) : 0;
+    uint32_t ns_own = sm__update_runs(s, w, step, nl, nl + no, spk + lroom), ns = 0;
+    if (nl) {
+        *waited += sm__wait_routed(&s->workers[w->id - 1], step);
+        ns = sm__update_runs(s, w, step, 0, nl, spk);
+        if (ns != lroom && ns_own)
+            memmove(spk + ns, spk + lroom, ns_own * sizeof *spk);
+    }
+    ns += ns_own;
+    if (nl + no < w->nruns) {
+        *waited += sm__wait_routed(&s->workers[w->id + 1], step);
+        ns += sm__update_runs(s, w, step, nl + no, w->nruns, spk + ns);
     }
     return ns;
 }
@@ -640,11 +897,12 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
 {
     sm_sim_t *s = w->s;
     const sm_deploy_t *d = s->d;
-    int prof = s->opts.profile;
+    const int prof = s->opts.profile, bal = s->split == SM__SPLIT_ADAPT, timed = prof || bal;
     const size_t W = s->nworkers;
+    const uint64_t neurons = sm__q_first(s, w->qhi) - sm__q_first(s, w->qlo);
     for (uint64_t k = 0; k < count; k++) {
-        uint64_t step = first + k, t0 = prof ? uv_hrtime() : 0, t1, t2;
-        uint32_t p = (uint32_t)(step & 1u), ns = sm__phase_update(s, w, step, w->spk[p]);
+        uint64_t step = first + k, t0 = timed ? uv_hrtime() : 0, t1, t2, tb = 0, waited;
+        uint32_t p = (uint32_t)(step & 1u), ns = sm__phase_update(s, w, step, w->spk[p], &waited);
         w->nspk[p] = ns;
         /* Each spike's delivery rows (a random read) are fetched once, here, by the worker of the neuron, and
          * laid out in spike order for every worker's route. */
@@ -661,9 +919,11 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         if (s->synin)
             for (uint32_t i = 0; i < ns; i++)
                 s->synin[w->spk[p][i]] |= SM__SPIKED;
-        t1 = prof ? uv_hrtime() : 0;
+        t1 = timed ? uv_hrtime() : 0;
         if (s->nworkers > 1)
             sm__spin_wait(&s->step_barrier, &w->sense);
+        if (bal)
+            tb = uv_hrtime();
         if (w->id == 0) { /* record: all workers' spikes of this step are final until step + 2 */
             for (uint32_t u = 0; u < s->nworkers; u++) {
                 s->stats.spikes += s->workers[u].nspk[p];
@@ -684,8 +944,16 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         } else {
             w->ops += s->opts.single ? sm__route_f32(s, w, step, p) : sm__route_f64(s, w, step, p);
         }
+        /* the inputs of the next step onto this worker's neurons are complete (a neighbour may update some) */
+        atomic_store_explicit(&w->routed, step + 1, memory_order_release);
+        uint64_t t3 = timed ? uv_hrtime() : 0;
+        if (bal) {
+            w->bal_ns[0] += t1 - t0 - waited;
+            w->bal_ns[1] += t3 - tb;
+            w->bal_neurons += neurons;
+            w->bal_steps++;
+        }
         if (prof) {
-            uint64_t t3 = uv_hrtime();
             uint64_t took[3] = {t1 - t0, t3 - t2, t2 - t1};
             for (int ph = 0; ph < 3; ph++) {
                 w->prof[ph] += (double)took[ph] * 1e-9;
@@ -719,6 +987,8 @@ static void sm__run_batch(sm_sim_t *s, uint64_t count)
         uv_sem_post(&s->workers[w].go);
     sm__steps(&s->workers[0], s->step, count);
     s->step += count;
+    if (s->split != SM__SPLIT_OFF) /* every worker is past the batch's last barrier: the borders may move */
+        sm__rebalance(s);
     uint64_t ops = 0;
     for (uint32_t w = 0; w < s->nworkers; w++)
         ops += s->workers[w].ops;
@@ -796,6 +1066,9 @@ const sm_stats_t *sm_sim_stats(sm_sim_t *s)
         s->stats.thread_phase_seconds = s->thread_prof;
         s->stats.thread_phase_median = med;
     }
+    for (uint32_t w = 0; w < s->nworkers; w++)
+        s->thread_neurons[w] = sm__q_first(s, s->workers[w].qhi) - sm__q_first(s, s->workers[w].qlo);
+    s->stats.thread_neurons = s->thread_neurons;
     return &s->stats;
 }
 

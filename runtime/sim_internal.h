@@ -68,20 +68,26 @@ typedef struct {
 #define SM__PROF_BINS (40u * SM__PROF_PER_OCTAVE)
 
 /* A worker thread owns a contiguous range of population pieces (whole cores), hence a contiguous range of
- * neurons: it updates them, and applies to them the synapses of every spike. */
+ * neurons: it applies to them the synapses of every spike, and it updates them, give or take the border: between
+ * batches of steps the balancer (sm__rebalance) may hand the cores at the end of one worker's range to its
+ * neighbour, which then updates them once their owner has routed into them (see docs/runtime.md). */
 typedef struct {
     _Alignas(64) struct sm_sim *s; /* workers lie in one array: each starts a cache line of its own */
     uint32_t id;
     uint32_t piece_lo, piece_hi; /* pieces [lo, hi) */
-    uint32_t *runs;              /* neighbouring pieces of one population merged: (pop, first, count) */
-    uint32_t nruns;
+    uint32_t qlo, qhi;           /* pieces it updates in this batch: [qlo, qhi) */
+    uint32_t qmin, qmax;         /* how far qlo and qhi may move: to the middle of each neighbour's range */
+    uint32_t *runs;              /* the pieces it updates, neighbouring pieces of one population merged: (pop, first,
+                                  * count); first those it took from its left neighbour, then its own, then those
+                                  * from its right neighbour */
+    uint32_t nruns, nruns_left, nruns_own;
     sm_refq_t *refq;             /* [nruns]: each run's refractory neurons (lif runs stepped by sm_core_lifq_step) */
-    uint32_t *refq_mem;          /* their storage: 2 x the worker's neurons */
-    uint32_t post_lo, post_hi;   /* neurons [lo, hi) */
+    uint32_t *refq_mem;          /* their storage: 2 x the most neurons it may update */
+    uint32_t post_lo, post_hi;   /* neurons [lo, hi) (those of pieces [piece_lo, piece_hi)) */
     uint32_t *dword;             /* the words of the delivery rows onto these neurons, rows in source order */
     sm__drow_t *srec[2];         /* by step parity: for each of its spikes, the spiking neuron's delivery rows
                                   * (all workers'), copied here so that the route reads them in order */
-    uint32_t *spk[2];            /* spikes of its neurons, by step parity */
+    uint32_t *spk[2];            /* spikes of the neurons it updated, by step parity */
     uint32_t nspk[2];
     uint64_t ops;                /* synaptic events applied */
     double prof[3];              /* --profile: seconds in update, route, record and wait */
@@ -90,7 +96,16 @@ typedef struct {
     uv_sem_t go;                 /* posted when a batch starts (or the worker must leave) */
     int started;
     uv_thread_t thread;
+    uint64_t bal_ns[2];          /* the balancer: ns updating (waits left out), ns from the barrier to the end of the
+                                  * route, since it last looked */
+    uint64_t bal_neurons, bal_steps; /* neuron updates and steps in that time */
+    double bal_per_neuron;       /* its last estimate of this worker's ns per neuron update */
+    _Alignas(64) _Atomic uint64_t routed; /* steps whose route this worker has finished (and counted): the inputs
+                                  * of step `routed` onto its neurons are complete; alone in its cache line */
 } sm__worker_t;
+
+/* How the balancer moves the borders between the workers' ranges (sm_run_opts_t.split). */
+enum { SM__SPLIT_OFF, SM__SPLIT_ADAPT, SM__SPLIT_SHUFFLE };
 
 struct sm_sim {
     const sm_deploy_t *d;
@@ -119,6 +134,11 @@ struct sm_sim {
     sm__spin_barrier_t step_barrier;
     uint64_t batch;      /* steps in the batch being run */
     uint64_t next_batch; /* steps in the next batch the loop runs */
+    int split;           /* SM__SPLIT_*: what the balancer does between batches */
+    uint64_t shuffle;    /* SM__SPLIT_SHUFFLE: its random state */
+    uint32_t *core_q;    /* the first piece of every core, in order, then npieces: where a border may lie */
+    uint32_t ncore_q;
+    uint32_t *thread_neurons; /* [nworkers]: neurons each worker updates (sm_sim_stats) */
     int quit;       /* workers leave */
 
     /* timing model (--timing): events received per neuron this step, per-core counts by step parity */
@@ -159,6 +179,12 @@ struct sm_sim {
     char *out_final[SM__NOUT];
     int out_on[SM__NOUT];
 };
+
+/* The first neuron of piece q (d->n for q = npieces). */
+static inline uint32_t sm__q_first(const sm_sim_t *s, uint32_t q)
+{
+    return q < s->d->npieces ? s->d->pieces[q].first : s->d->n;
+}
 
 void sm__fold(sm_sim_t *s);
 int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb);

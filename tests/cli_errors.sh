@@ -864,6 +864,8 @@ expect_fail "info on a malformed network" '^spikemesh info: malformed\.json:4:[0
 expect_fail "info on a network that does not fit" "^spikemesh info: network 'cuba:40000' does not fit chip 'loihi'" \
     -- info cuba:40000
 expect_fail "info --seed abc" "--seed 'abc': not a whole number" -- info good.json --seed abc
+expect_fail "run --split half" "^spikemesh run: --split 'half': must be adapt, fixed or shuffle" -- run good.json --split half
+expect_fail "info --split fixed" "option '--split' belongs to 'run'" -- info good.json --split fixed
 SPIKEMESH_SIMD=sse
 export SPIKEMESH_SIMD
 expect_fail "SPIKEMESH_SIMD=sse" "^spikemesh: SPIKEMESH_SIMD='sse': must be avx512, avx2 or c" -- run good.json

@@ -323,7 +323,7 @@ static void test_board(void)
  * first spikes arrives (step D) and decays once, ge = pe * (sum of excitatory weights) and gi = pi * (sum of
  * inhibitory weights), with the sums taken here from the lists below (plus the next step's input, with
  * one-step delays). */
-static void check_delivery(uint32_t delay_steps, uint32_t threads)
+static void check_delivery(uint32_t delay_steps, uint32_t threads, int split)
 {
     static const uint32_t pairs[][2] = {{0, 5}, {0, 300}, {0, 599}, {1, 5}, {1, 5}, {2, 100}, {2, 101}};
     static const double w[] = {0.5, 0.25, 1.0, 2.0, -0.75, 3.0, 3.0};
@@ -353,7 +353,7 @@ static void check_delivery(uint32_t delay_steps, uint32_t threads)
     sm_deploy_t d;
     sm_sim_t *sim, *again;
     sm_errbuf_t eb;
-    sm_run_opts_t ro = {.duration = 1e9, .progress = 0, .threads = threads};
+    sm_run_opts_t ro = {.duration = 1e9, .progress = 0, .threads = threads, .split = split};
     CU_ASSERT_EQUAL_FATAL(sm_net_parse(text, (size_t)len, "delivery", &net, &eb), 0);
     CU_ASSERT_EQUAL_FATAL(sm_chip_resolve("small", &chip, &eb), 0);
     CU_ASSERT_EQUAL_FATAL(sm_deploy_build(&net, &chip, 1, &d, &eb), 0);
@@ -391,9 +391,32 @@ static void check_delivery(uint32_t delay_steps, uint32_t threads)
 static void test_delivery(void)
 {
     for (uint32_t t = 1; t <= 3; t++) {
-        check_delivery(1, t); /* straight into ge and gi */
-        check_delivery(3, t); /* through the delay buffers */
+        check_delivery(1, t, SM_SPLIT_ADAPT); /* straight into ge and gi */
+        check_delivery(3, t, SM_SPLIT_ADAPT); /* through the delay buffers */
+        if (t > 1) { /* the neurons to update move between the threads after every step */
+            check_delivery(1, t, SM_SPLIT_SHUFFLE);
+            check_delivery(3, t, SM_SPLIT_SHUFFLE);
+        }
     }
+}
+
+/* An unknown sm_run_opts_t.split is refused, with a message. */
+static void test_bad_split(void)
+{
+    sm_net_t net;
+    sm_chip_t chip;
+    sm_deploy_t d;
+    sm_sim_t *sim = NULL;
+    sm_errbuf_t eb;
+    sm_run_opts_t ro = {.duration = 10, .progress = 0, .threads = 2, .split = 7};
+    CU_ASSERT_EQUAL_FATAL(sm_net_builtin("cuba:2000", &net, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_chip_resolve("loihi", &chip, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(sm_deploy_build(&net, &chip, 1, &d, &eb), 0);
+    CU_ASSERT_NOT_EQUAL(sm_sim_create(&sim, &d, &ro, &eb), 0);
+    CU_ASSERT_PTR_NULL(sim);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "split 7"));
+    sm_deploy_free(&d);
+    sm_net_free(&net);
 }
 
 int sm_test_sim_register(void)
@@ -403,6 +426,7 @@ int sm_test_sim_register(void)
         !CU_add_test(s, "identical spikes with any placer", test_same_spikes_any_placer) ||
         !CU_add_test(s, "counters add up", test_counters) ||
         !CU_add_test(s, "synapses delivered as listed, any thread count and delay", test_delivery) ||
+        !CU_add_test(s, "an unknown split is refused", test_bad_split) ||
         !CU_add_test(s, "abandoned outputs are removed", test_abort_cleans) ||
         !CU_add_test(s, "time and energy model against a hand count", test_timing) ||
         !CU_add_test(s, "a board of chips: chip-to-chip hops", test_board))

@@ -12,8 +12,15 @@ for prec in double single; do
         check "$prec precision, $t threads: exits 0" [ $? -eq 0 ]
         check "$prec precision, $t threads: uses $t threads" [ "$(json_num "$tmp/$prec$t.json" threads)" = "$t" ]
     done
+    # --split shuffle: the borders between the threads' neurons move at random after every batch of steps
+    for t in 2 3 7; do
+        "$SPIKEMESH" run cuba --duration 200 --threads "$t" --precision "$prec" --split shuffle \
+            --out "$tmp/${prec}s$t" --json >"$tmp/${prec}s$t.json" 2>"$tmp/${prec}s$t.err"
+        check "$prec precision, $t threads, --split shuffle: exits 0" [ $? -eq 0 ]
+        check "$prec precision, $t threads, --split shuffle: reported" grep -q '"split": *"shuffle"' "$tmp/${prec}s$t.json"
+    done
     check "$prec: spikes were fired" [ "$(json_num "$tmp/${prec}1.json" spikes)" -gt 1000 ]
-    for t in 2 3 4 7; do
+    for t in 2 3 4 7 s2 s3 s7; do
         check "$prec precision: spikes at $t threads = 1 thread" cmp -s "$tmp/${prec}1/spikes.csv" "$tmp/$prec$t/spikes.csv"
         check "$prec precision: counters at $t threads = 1 thread" cmp -s "$tmp/${prec}1/traffic.json" "$tmp/$prec$t/traffic.json"
         for key in spikes packets hops deliveries synaptic_ops neuron_updates; do
@@ -23,17 +30,23 @@ for prec in double single; do
     done
 done
 # The time and energy model, with the cycle-level mesh, does not depend on the thread count either.
-for t in 1 3; do
-    "$SPIKEMESH" run cuba:2000 --duration 100 --threads "$t" --mesh-model cycle --out "$tmp/m$t" --json \
-        >"$tmp/m$t.json" 2>&1
-    check "timing, $t threads: exits 0" [ $? -eq 0 ]
+timing_run() { # NAME ARGS...: cuba:2000 with the cycle-level timing model
+    name=$1
+    shift
+    "$SPIKEMESH" run cuba:2000 --duration 100 --mesh-model cycle --out "$tmp/$name" --json "$@" >"$tmp/$name.json" 2>&1
+    check "timing ($name): exits 0" [ $? -eq 0 ]
+}
+timing_run m1 --threads 1
+timing_run m3 --threads 3
+timing_run m3s --threads 3 --split shuffle
+for m in m3 m3s; do # 3 threads; 3 threads with the borders moving at random
+    check "timing: per-core busy time, energy and mesh counters ($m) = 1 thread" \
+        cmp -s "$tmp/m1/traffic.json" "$tmp/$m/traffic.json"
+    for key in total_seconds total_joules steps_over_dt core_bound_steps; do
+        check "timing: $key ($m) = 1 thread" [ "$(json_num "$tmp/m1.json" $key)" = "$(json_num "$tmp/$m.json" $key)" ]
+    done
 done
-check "timing: per-core busy time, energy and mesh counters at 3 threads = 1 thread" \
-    cmp -s "$tmp/m1/traffic.json" "$tmp/m3/traffic.json"
 check "timing: a per-core energy is present" grep -q '"energy_joules"' "$tmp/m1/traffic.json"
-for key in total_seconds total_joules steps_over_dt core_bound_steps; do
-    check "timing: $key at 3 threads = 1 thread" [ "$(json_num "$tmp/m1.json" $key)" = "$(json_num "$tmp/m3.json" $key)" ]
-done
 
 # Delays longer than one step use the ring buffers: the same holds there.
 cat >"$tmp/delays.json" <<'JSON'
@@ -54,9 +67,13 @@ same_at_3_threads() {
         "$SPIKEMESH" run "$tmp/$1.json" --duration 300 --threads "$t" --out "$tmp/$1$t" >/dev/null 2>&1
         check "$1, $t threads: exits 0" [ $? -eq 0 ]
     done
+    "$SPIKEMESH" run "$tmp/$1.json" --duration 300 --threads 3 --split shuffle --out "$tmp/$1s3" >/dev/null 2>&1
+    check "$1, 3 threads, --split shuffle: exits 0" [ $? -eq 0 ]
     check "$1: spikes were fired" [ "$(wc -l <"$tmp/${1}1/spikes.csv")" -gt 100 ]
-    check "$1: spikes at 3 threads = 1 thread" cmp -s "$tmp/${1}1/spikes.csv" "$tmp/${1}3/spikes.csv"
-    check "$1: counters at 3 threads = 1 thread" cmp -s "$tmp/${1}1/traffic.json" "$tmp/${1}3/traffic.json"
+    for t in 3 s3; do
+        check "$1: spikes at $t threads = 1 thread" cmp -s "$tmp/${1}1/spikes.csv" "$tmp/${1}$t/spikes.csv"
+        check "$1: counters at $t threads = 1 thread" cmp -s "$tmp/${1}1/traffic.json" "$tmp/${1}$t/traffic.json"
+    done
 }
 same_at_3_threads delays   # the rows of "e" carry two weights (0.8 and 1.0): stored as (target, weight) pairs
 

@@ -54,6 +54,11 @@ static const char *const sm_usage_run =
     "                     (with the timing model, which it turns on) steps the chip itself would overrun\n"
     "  --threads N        worker threads (default: one per CPU, at most one per 16384 neurons); results\n"
     "                     are identical for any N\n"
+    "  --split S          how the neurons to update are split between the threads: adapt (default: cores at\n"
+    "                     the borders move, between batches of steps, toward the threads that finish sooner;\n"
+    "                     fixed when there are more threads than CPUs), fixed (equal work, never moved) or\n"
+    "                     shuffle (moved at random, to check that results do not depend on it); results are\n"
+    "                     identical for each\n"
     "  --placer NAME      how cores are placed on the mesh: order (default), greedy or bisect (see map --help)\n"
     "  --placement FILE   use the partition and placement written by `spikemesh map`\n"
     "  --precision P      neuron state in double (default) or single precision\n"
@@ -119,14 +124,14 @@ typedef struct {
     double duration, dt;
     uint64_t seed;
     uint64_t threads;
-    int json, realtime, progress, help, single, profile, timing, mesh_cycle;
+    int json, realtime, progress, help, single, profile, timing, mesh_cycle, split;
 } sm_cli_t;
 
 static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts)
 {
     enum { O_CHIP = 1, O_DURATION, O_SEED, O_OUT, O_JSON, O_REALTIME, O_THREADS, O_PRECISION, O_PROFILE, O_TIMING,
            O_MESHMODEL, O_INPUT, O_DT, O_PLACER, O_PLACEMENT, O_PROGRESS,
-           O_NOPROGRESS };
+           O_NOPROGRESS, O_SPLIT };
     static const struct option run_opts[] = {
         {"chip", required_argument, 0, O_CHIP},         {"duration", required_argument, 0, O_DURATION},
         {"seed", required_argument, 0, O_SEED},         {"out", required_argument, 0, O_OUT},
@@ -137,6 +142,7 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
         {"input", required_argument, 0, O_INPUT},       {"dt", required_argument, 0, O_DT},
         {"placer", required_argument, 0, O_PLACER},     {"placement", required_argument, 0, O_PLACEMENT},
         {"progress", no_argument, 0, O_PROGRESS},       {"no-progress", no_argument, 0, O_NOPROGRESS},
+        {"split", required_argument, 0, O_SPLIT},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     int c, li = -1;
     optind = 1;
@@ -144,7 +150,7 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
     while ((c = getopt_long(argc, argv, ":h", run_opts, &li)) != -1) {
         if (!allow_run_opts && (c == O_DURATION || c == O_OUT || c == O_REALTIME || c == O_PROGRESS ||
                                 c == O_NOPROGRESS || c == O_THREADS || c == O_PRECISION || c == O_PROFILE ||
-                                c == O_TIMING || c == O_MESHMODEL || c == O_INPUT)) {
+                                c == O_TIMING || c == O_MESHMODEL || c == O_INPUT || c == O_SPLIT)) {
             /* Named from the table: argv[optind - 1] is the option's value when it takes one. */
             fprintf(stderr, "spikemesh %s: option '--%s' belongs to 'run' (see --help)\n", argv[0],
                     run_opts[li].name);
@@ -193,6 +199,18 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
                 cli->single = 1;
             else {
                 fprintf(stderr, "spikemesh %s: --precision '%s': must be double or single\n", argv[0], optarg);
+                return -1;
+            }
+            break;
+        case O_SPLIT:
+            if (strcmp(optarg, "adapt") == 0)
+                cli->split = SM_SPLIT_ADAPT;
+            else if (strcmp(optarg, "fixed") == 0)
+                cli->split = SM_SPLIT_FIXED;
+            else if (strcmp(optarg, "shuffle") == 0)
+                cli->split = SM_SPLIT_SHUFFLE;
+            else {
+                fprintf(stderr, "spikemesh %s: --split '%s': must be adapt, fixed or shuffle\n", argv[0], optarg);
                 return -1;
             }
             break;
@@ -335,6 +353,7 @@ static int sm_cmd_run(int argc, char **argv)
                         .profile = cli.profile,
                         .timing = cli.timing || cli.realtime, /* real time: report modelled overruns */
                         .mesh_cycle = cli.mesh_cycle,
+                        .split = cli.split,
                         .out_dir = cli.out,
                         .handle_signals = 1};
     if (cli.duration < 0 && net.duration > 0 && floor(net.duration / net.dt + 1e-9) > 1e12) {
@@ -405,9 +424,10 @@ static int sm_cmd_run(int argc, char **argv)
             for (uint32_t w = 0; w < st->threads; w++) {
                 const double *t = st->thread_phase_seconds + 3 * (size_t)w;
                 const double *m = st->thread_phase_median + 3 * (size_t)w;
-                printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread %u); median step "
-                       "%.1f + %.1f + %.1f us\n",
-                       w == 0 ? "profile" : "", t[0], t[1], t[2], w, m[0] * 1e6, m[1] * 1e6, m[2] * 1e6);
+                printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread %u, %u neurons at "
+                       "the end); median step %.1f + %.1f + %.1f us\n",
+                       w == 0 ? "profile" : "", t[0], t[1], t[2], w, st->thread_neurons[w], m[0] * 1e6, m[1] * 1e6,
+                       m[2] * 1e6);
             }
         if (cli.realtime)
             printf("  %-15s %llu steps finished late\n", "overruns", (unsigned long long)st->overruns);

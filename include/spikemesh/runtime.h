@@ -29,7 +29,13 @@ typedef struct {
     int profile;         /* 1: time each phase (update, route, record) */
     int timing;          /* 1: model each step's time and energy on the chip */
     int mesh_cycle;      /* 1: the mesh part of that model from the cycle-level mesh (implies timing) */
+    int split;           /* how the neurons to update are split between the threads; results do not depend on it:
+                          * SM_SPLIT_ADAPT (0, the default): between batches of steps, cores at the borders move
+                          * toward the threads that finish their steps sooner (when there are no more threads than
+                          * CPUs; otherwise fixed); SM_SPLIT_FIXED: as first assigned (equal work);
+                          * SM_SPLIT_SHUFFLE: borders moved at random after every batch (for tests) */
 } sm_run_opts_t;
+enum { SM_SPLIT_ADAPT = 0, SM_SPLIT_FIXED = 1, SM_SPLIT_SHUFFLE = 2 };
 
 /* Energy by kind of operation. */
 enum {
@@ -79,6 +85,7 @@ typedef struct {
     const double *thread_phase_seconds; /* --profile: [threads][3], the same for every thread (NULL without) */
     const double *thread_phase_median;  /* --profile: [threads][3], the median step's seconds in each phase
                                          * (within 2%): unlike the totals, not moved by a few slow steps */
+    const uint32_t *thread_neurons;     /* [threads]: neurons each thread updates now (see sm_run_opts_t.split) */
 } sm_stats_t;
 
 typedef struct sm_sim sm_sim_t;
