@@ -142,17 +142,26 @@ static uint32_t sm__cq_at(const sm_sim_t *s, double x)
     return lo;
 }
 
-/* A core boundary in the middle of worker v's pieces (its first piece when it has one core or none). */
-static uint32_t sm__mid(const sm_sim_t *s, uint32_t v)
+/* How far worker v's neighbours may move into its range: the core boundary inside its pieces nearest to the
+ * middle of its neurons. A worker with one core (no boundary inside) keeps it: side 0 (the bound for the left
+ * neighbour's border) is then its first piece, side 1 (the right neighbour's) its end. */
+static uint32_t sm__mid(const sm_sim_t *s, uint32_t v, int side)
 {
     const sm__worker_t *wk = &s->workers[v];
-    uint32_t q = s->core_q[sm__cq_at(s, 0.5 * ((double)wk->post_lo + (double)wk->post_hi))];
-    return q > wk->piece_lo && q < wk->piece_hi ? q : wk->piece_lo;
+    const double m = 0.5 * ((double)wk->post_lo + (double)wk->post_hi);
+    uint32_t i = sm__cq_at(s, m), best = UINT32_MAX;
+    for (uint32_t j = i > 0 ? i - 1 : i; j <= i && j < s->ncore_q; j++) {
+        uint32_t q = s->core_q[j];
+        if (q > wk->piece_lo && q < wk->piece_hi &&
+            (best == UINT32_MAX || fabs((double)sm__q_first(s, q) - m) < fabs((double)sm__q_first(s, best) - m)))
+            best = q;
+    }
+    return best != UINT32_MAX ? best : side == 0 ? wk->piece_lo : wk->piece_hi;
 }
 
-/* Where the borders may go: the pieces that start a core (a border never splits a core, so that a core's
- * counters are only ever written by one worker in a step), and for each worker the middle of its range, which
- * bounds how far its neighbours' borders move into it. At first each worker updates its own pieces. */
+/* Where the borders may go: the pieces that start a core (a core's pieces are all updated by one worker, so
+ * that each piece's spike counter has one writer), and for each worker the middle of its range, which bounds
+ * how far its neighbours' borders move into it. At first each worker updates its own pieces. */
 static int sm__init_borders(sm_sim_t *s)
 {
     const sm_deploy_t *d = s->d;
@@ -171,8 +180,8 @@ static int sm__init_borders(sm_sim_t *s)
     }
     for (uint32_t w = 0; w < s->nworkers; w++) {
         sm__worker_t *wk = &s->workers[w];
-        wk->qmin = w == 0 || s->split == SM__SPLIT_OFF ? wk->piece_lo : sm__mid(s, w - 1);
-        wk->qmax = w + 1 == s->nworkers || s->split == SM__SPLIT_OFF ? wk->piece_hi : sm__mid(s, w + 1);
+        wk->qmin = w == 0 || s->split == SM__SPLIT_OFF ? wk->piece_lo : sm__mid(s, w - 1, 1);
+        wk->qmax = w + 1 == s->nworkers || s->split == SM__SPLIT_OFF ? wk->piece_hi : sm__mid(s, w + 1, 0);
     }
     return 0;
 }
@@ -306,6 +315,7 @@ static void sm__rebalance(sm_sim_t *s)
             sm__worker_t *wk = &s->workers[u];
             if (wk->bal_neurons >= 1024)
                 wk->bal_per_neuron = (double)wk->bal_ns[0] / (double)wk->bal_neurons;
+            wk->bal_route = (double)wk->bal_ns[1] / (double)wk->bal_steps;
             if (wk->bal_per_neuron > 0)
                 known += wk->bal_per_neuron, nknown++;
         }
@@ -314,16 +324,23 @@ static void sm__rebalance(sm_sim_t *s)
         for (uint32_t u = 0; u < W; u++) {
             double a = s->workers[u].bal_per_neuron > 0 ? s->workers[u].bal_per_neuron : known / nknown;
             sum_inv += 1.0 / a;
-            sum_r += (double)s->workers[u].bal_ns[1] / (double)s->workers[u].bal_steps / a;
+            sum_r += s->workers[u].bal_route / a;
         }
         /* every worker finishing at T: sum over u of (T - r_u) / a_u = the neurons */
         double T = ((double)sm__q_first(s, s->d->npieces) - want + sum_r) / sum_inv;
         for (uint32_t u = 0; u + 1 < W; u++) {
-            const sm__worker_t *wk = &s->workers[u];
+            sm__worker_t *wk = &s->workers[u];
             double a = wk->bal_per_neuron > 0 ? wk->bal_per_neuron : known / nknown;
-            double share = (T - (double)wk->bal_ns[1] / (double)wk->bal_steps) / a;
+            double share = (T - wk->bal_route) / a;
             want += share > 0 ? share : 0;
-            double cur = sm__q_first(s, wk->qhi), to = cur + 0.5 * (want - cur);
+            /* a move against the previous one halves this border's gain (the cost of the neurons at the border
+             * may differ from the averages: Poisson sources cost more than LIF neurons), one the same way grows
+             * it back, up to half way */
+            double cur = sm__q_first(s, wk->qhi), g = wk->bal_gain > 0 ? wk->bal_gain : 0.5;
+            int dir = want > cur ? 1 : -1;
+            if (wk->bal_dir != 0 && dir != wk->bal_dir)
+                g = g * 0.5 > 1.0 / 64 ? g * 0.5 : 1.0 / 64;
+            double to = cur + g * (want - cur);
             double lo = sm__q_first(s, s->workers[u + 1].qmin), hi = sm__q_first(s, wk->qmax);
             to = to < lo ? lo : to > hi ? hi : to;
             uint32_t i = sm__cq_at(s, to); /* the nearer of the boundaries around `to` */
@@ -334,7 +351,11 @@ static void sm__rebalance(sm_sim_t *s)
                 b = wk->qhi;
             double step_ = fabs((double)sm__q_first(s, b) - cur);
             border[u] = step_ > 0 && fabs(to - cur) >= 0.75 * step_ ? b : wk->qhi;
-            moved |= border[u] != wk->qhi;
+            if (border[u] != wk->qhi) {
+                wk->bal_gain = wk->bal_dir == dir ? (g * 1.5 < 0.5 ? g * 1.5 : 0.5) : g;
+                wk->bal_dir = dir;
+                moved = 1;
+            }
         }
     reset:
         for (uint32_t u = 0; u < W; u++) {
@@ -717,7 +738,7 @@ static uint32_t sm__update_runs(sm_sim_t *s, sm__worker_t *w, uint64_t step, uin
 }
 
 /* Waits until worker o has routed step - 1 (the inputs of `step` onto its neurons are complete); returns the
- * nanoseconds waited. It spins, then yields the CPU (o may be waiting for it). */
+ * nanoseconds waited. It spins, then yields the CPU (with more threads than CPUs, o may need this one). */
 static uint64_t sm__wait_routed(const sm__worker_t *o, uint64_t step)
 {
     if (atomic_load_explicit(&o->routed, memory_order_acquire) >= step)
@@ -947,9 +968,14 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         /* the inputs of the next step onto this worker's neurons are complete (a neighbour may update some) */
         atomic_store_explicit(&w->routed, step + 1, memory_order_release);
         uint64_t t3 = timed ? uv_hrtime() : 0;
-        if (bal) {
-            w->bal_ns[0] += t1 - t0 - waited;
-            w->bal_ns[1] += t3 - tb;
+        if (bal) { /* a step slowed more than 2x (the thread lost its CPU for a while) counts as 2x */
+            uint64_t upd = t1 - t0 - waited, rt = t3 - tb;
+            if (w->bal_per_neuron > 0 && (double)upd > 2.0 * w->bal_per_neuron * (double)neurons)
+                upd = (uint64_t)(2.0 * w->bal_per_neuron * (double)neurons);
+            if (w->bal_route > 0 && (double)rt > 2.0 * w->bal_route)
+                rt = (uint64_t)(2.0 * w->bal_route);
+            w->bal_ns[0] += upd;
+            w->bal_ns[1] += rt;
             w->bal_neurons += neurons;
             w->bal_steps++;
         }

@@ -99,7 +99,10 @@ typedef struct {
     uint64_t bal_ns[2];          /* the balancer: ns updating (waits left out), ns from the barrier to the end of the
                                   * route, since it last looked */
     uint64_t bal_neurons, bal_steps; /* neuron updates and steps in that time */
-    double bal_per_neuron;       /* its last estimate of this worker's ns per neuron update */
+    double bal_per_neuron;       /* its last estimates of this worker's ns per neuron update, */
+    double bal_route;            /* and of its ns per step from the barrier to the end of its route */
+    double bal_gain;             /* the fraction of the way its right border last moved (0: not yet) */
+    int bal_dir;                 /* which way it moved: +1 right, -1 left, 0 never */
     _Alignas(64) _Atomic uint64_t routed; /* steps whose route this worker has finished (and counted): the inputs
                                   * of step `routed` onto its neurons are complete; alone in its cache line */
 } sm__worker_t;

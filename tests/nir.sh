@@ -85,6 +85,14 @@ for f in braille_rnn_cubalif braille_rnn_cubalif_subgraph; do
 done
 a=braille_rnn_cubalif
 b=braille_rnn_cubalif_subgraph
+for prec in double single; do # 3 threads whose borders move at random after every batch of steps
+    "$SPIKEMESH" run "$shared/$a.nir" --input "$tmp/braille.csv" --dt 0.1 --duration 200 --threads 3 --split shuffle \
+        --precision $prec --chip "$tmp/chip5.json" --out "$tmp/$a.s3.$prec" >/dev/null 2>&1
+    check "$a, 3 threads, --split shuffle, $prec: exits 0" [ $? -eq 0 ]
+    check "braille $prec: 3 threads, --split shuffle = 1 thread" cmp -s "$tmp/$a.1.$prec/spikes.csv" "$tmp/$a.s3.$prec/spikes.csv"
+    check "braille $prec: counters, 3 threads, --split shuffle = 1 thread" \
+        cmp -s "$tmp/$a.1.$prec/traffic.json" "$tmp/$a.s3.$prec/traffic.json"
+done
 check "braille: more spikes than the input's" \
     [ "$(wc -l <"$tmp/$a.1.double/spikes.csv")" -gt "$(wc -l <"$tmp/braille.csv")" ]
 "$SPIKEMESH" run "$shared/$a.nir" --input "$tmp/braille.csv" --dt 0.1 --duration 200 --out "$tmp/loihi" >/dev/null 2>&1

@@ -114,6 +114,40 @@ same_with_loops delays "$tmp/delays.json" --duration 300 --threads 1 # delay buf
 # cuba:60000 on 1 thread: 1.4 MB of state, above an L2 of up to 1 MiB, so the update prefetches
 same_with_loops cuba60k cuba:60000 --chip loihi:18x18 --duration 30 --threads 1
 
+# The balancer (--split adapt) moves work to the thread that finishes sooner. Here the equal-work split gives
+# thread 1 all 800 Poisson sources (a random draw per neuron and step, far dearer than a vector LIF update), so
+# on 2 CPUs the balancer must hand cores from thread 1 to thread 0. Same spikes either way.
+cat >"$tmp/mixed.json" <<'JSON'
+{"name": "mixed", "dt_ms": 0.1,
+ "populations": [{"name": "a", "size": 3000, "v_init_mV": [-60, -50]},
+                 {"name": "p", "size": 800, "model": "poisson", "params": {"rate_hz": 5}},
+                 {"name": "b", "size": 2600, "v_init_mV": [-60, -50]}],
+ "projections": [{"pre": "p", "post": "a", "connect": {"rule": "bernoulli", "p": 0.01}, "weight_mV": 2.0},
+                 {"pre": "p", "post": "b", "connect": {"rule": "bernoulli", "p": 0.01}, "weight_mV": 2.0},
+                 {"pre": "a", "post": "a", "receptor": "inhibitory", "connect": {"rule": "bernoulli", "p": 0.01},
+                  "weight_mV": -3.0}]}
+JSON
+cat >"$tmp/chip50.json" <<'JSON'
+{"name": "fifty", "mesh": {"width": 8, "height": 8}, "cores_per_tile": 2,
+ "core": {"max_neurons": 50, "synapse_memory_bytes": 131072, "synapse_bytes": 4, "max_fan_in": 4096,
+          "max_fan_out": 8192, "max_delay_steps": 62},
+ "router": {"table_entries": 4096}}
+JSON
+for split in fixed adapt; do
+    "$SPIKEMESH" run "$tmp/mixed.json" --chip "$tmp/chip50.json" --duration 1000 --threads 2 --split "$split" \
+        --out "$tmp/mixed-$split" --json >"$tmp/mixed-$split.json" 2>&1
+    check "mixed network, --split $split: exits 0" [ $? -eq 0 ]
+done
+check "mixed network: spikes with --split adapt = fixed" cmp -s "$tmp/mixed-fixed/spikes.csv" "$tmp/mixed-adapt/spikes.csv"
+first_neurons() { tr -d ' \n' <"$1" | grep -o '"thread_neurons":\[[0-9]*' | sed 's/.*\[//'; }
+if [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ]; then
+    check "mixed network: the balancer gives thread 0 more neurons than the fixed split" \
+        [ "$(first_neurons "$tmp/mixed-adapt.json")" -gt "$(first_neurons "$tmp/mixed-fixed.json")" ]
+    check "mixed network: summary.json says adapt" grep -q '"split": *"adapt"' "$tmp/mixed-adapt.json"
+else
+    check "mixed network, 1 CPU: 2 threads keep the fixed split" grep -q '"split": *"fixed"' "$tmp/mixed-adapt.json"
+fi
+
 # The default thread count: one per CPU, at most one per 16384 neurons (SM_NEURONS_PER_THREAD).
 "$SPIKEMESH" run cuba --duration 10 --no-progress --json >"$tmp/def4k.json" 2>/dev/null
 check "default threads: cuba (4000 neurons) runs on 1 thread" [ "$(json_num "$tmp/def4k.json" threads)" = 1 ]
