@@ -92,6 +92,7 @@ static void sm__worker_main(void *arg);
 static void sm__stop_workers(sm_sim_t *s)
 {
     s->quit = 1;
+    atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
     for (uint32_t w = 1; w < s->nworkers; w++)
         if (s->workers[w].started)
             uv_sem_post(&s->workers[w].go);
@@ -292,6 +293,9 @@ static int sm__set_borders(sm_sim_t *s, const uint32_t *border)
  * neuron update; ns of its route and record, which stay where they are), the split of the neurons at which
  * every worker would finish its step at the same time; each border moves half way there, by whole cores, and
  * only when that crosses most of a core. SM__SPLIT_SHUFFLE: each border moves to a random core boundary. */
+#define SM__BAL_DEADBAND 0.05
+#define SM__BAL_WINDOW_NS 10000000u /* what the balancer looks at: about 10 ms of steps (and 32 at least) */
+#define SM__BAL_CLIP 1.3 /* a step slower than 1.3x the estimate counts as 1.3x */
 static void sm__rebalance(sm_sim_t *s)
 {
     const uint32_t W = s->nworkers;
@@ -308,8 +312,12 @@ static void sm__rebalance(sm_sim_t *s)
             moved |= border[u] != s->workers[u].qhi;
         }
     } else {
-        if (s->workers[0].bal_steps < 32)
+        uint64_t now = uv_hrtime();
+        if (s->bal_t0 == 0)
+            s->bal_t0 = now;
+        if (s->workers[0].bal_steps < 32 || now - s->bal_t0 < SM__BAL_WINDOW_NS)
             return;
+        s->bal_t0 = now;
         double known = 0, nknown = 0, sum_inv = 0, sum_r = 0, want = sm__q_first(s, 0);
         for (uint32_t u = 0; u < W; u++) {
             sm__worker_t *wk = &s->workers[u];
@@ -333,14 +341,30 @@ static void sm__rebalance(sm_sim_t *s)
             double a = wk->bal_per_neuron > 0 ? wk->bal_per_neuron : known / nknown;
             double share = (T - wk->bal_route) / a;
             want += share > 0 ? share : 0;
-            /* a move against the previous one halves this border's gain (the cost of the neurons at the border
-             * may differ from the averages: Poisson sources cost more than LIF neurons), one the same way grows
-             * it back, up to half way */
-            double cur = sm__q_first(s, wk->qhi), g = wk->bal_gain > 0 ? wk->bal_gain : 0.5;
-            int dir = want > cur ? 1 : -1;
+            /* A moved core's ge and gi are written by its owner's route and by its new updater, on two CPUs, so
+             * their cache lines cross between them every step: a border leaves its first place only for an
+             * imbalance (the two neighbours' step times differ by SM__BAL_DEADBAND) seen twice in a row the same
+             * way, not for one moment of other work; it moves back toward its first place on any imbalance that
+             * way, and no further. A move against the previous one halves this border's gain (the cost of the
+             * neurons at the border may differ from the averages: Poisson sources cost more than LIF neurons),
+             * one the same way grows it back, up to half way. */
+            const sm__worker_t *nx = &s->workers[u + 1];
+            double f0 = (double)wk->bal_ns[0] / (double)wk->bal_steps + wk->bal_route;
+            double f1 = (double)nx->bal_ns[0] / (double)nx->bal_steps + nx->bal_route;
+            double cur = sm__q_first(s, wk->qhi), home = sm__q_first(s, wk->piece_hi);
+            double g = wk->bal_gain > 0 ? wk->bal_gain : 0.5;
+            int dir = want > cur ? 1 : -1, seen = wk->bal_seen;
+            int big = fabs(f0 - f1) >= SM__BAL_DEADBAND * (f0 > f1 ? f0 : f1) && (f0 > f1) == (dir < 0);
+            wk->bal_seen = big ? dir : 0;
+            int back = (dir > 0 && cur < home) || (dir < 0 && cur > home);
+            if (!back && !(big && seen == dir)) {
+                border[u] = wk->qhi;
+                continue;
+            }
+            double target = back && (dir > 0 ? want > home : want < home) ? home : want;
             if (wk->bal_dir != 0 && dir != wk->bal_dir)
                 g = g * 0.5 > 1.0 / 64 ? g * 0.5 : 1.0 / 64;
-            double to = cur + g * (want - cur);
+            double to = cur + g * (target - cur);
             double lo = sm__q_first(s, s->workers[u + 1].qmin), hi = sm__q_first(s, wk->qmax);
             to = to < lo ? lo : to > hi ? hi : to;
             uint32_t i = sm__cq_at(s, to); /* the nearer of the boundaries around `to` */
@@ -968,12 +992,12 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
         /* the inputs of the next step onto this worker's neurons are complete (a neighbour may update some) */
         atomic_store_explicit(&w->routed, step + 1, memory_order_release);
         uint64_t t3 = timed ? uv_hrtime() : 0;
-        if (bal) { /* a step slowed more than 2x (the thread lost its CPU for a while) counts as 2x */
+        if (bal) { /* a step slowed by a moment of other work counts as SM__BAL_CLIP x the estimate */
             uint64_t upd = t1 - t0 - waited, rt = t3 - tb;
-            if (w->bal_per_neuron > 0 && (double)upd > 2.0 * w->bal_per_neuron * (double)neurons)
-                upd = (uint64_t)(2.0 * w->bal_per_neuron * (double)neurons);
-            if (w->bal_route > 0 && (double)rt > 2.0 * w->bal_route)
-                rt = (uint64_t)(2.0 * w->bal_route);
+            if (w->bal_per_neuron > 0 && (double)upd > SM__BAL_CLIP * w->bal_per_neuron * (double)neurons)
+                upd = (uint64_t)(SM__BAL_CLIP * w->bal_per_neuron * (double)neurons);
+            if (w->bal_route > 0 && (double)rt > SM__BAL_CLIP * w->bal_route)
+                rt = (uint64_t)(SM__BAL_CLIP * w->bal_route);
             w->bal_ns[0] += upd;
             w->bal_ns[1] += rt;
             w->bal_neurons += neurons;
@@ -997,8 +1021,19 @@ static void sm__worker_main(void *arg)
 {
     sm__worker_t *w = arg;
     sm_sim_t *s = w->s;
+    uint64_t seen = 0;
     for (;;) {
+        /* The next batch usually starts within microseconds (worker 0 only passes through the event loop):
+         * spin for about 200 us before sleeping, as waking a sleeping thread costs tens of microseconds on
+         * a virtual machine, on every batch. */
+        for (uint32_t spins = 0; spins < 8000 && atomic_load_explicit(&s->batches, memory_order_relaxed) == seen;
+             spins++) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
         uv_sem_wait(&w->go);
+        seen++;
         if (s->quit)
             break;
         sm__steps(w, s->step, s->batch);
@@ -1009,6 +1044,7 @@ static void sm__worker_main(void *arg)
 static void sm__run_batch(sm_sim_t *s, uint64_t count)
 {
     s->batch = count;
+    atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
     for (uint32_t w = 1; w < s->nworkers; w++)
         uv_sem_post(&s->workers[w].go);
     sm__steps(&s->workers[0], s->step, count);

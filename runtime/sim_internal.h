@@ -103,6 +103,7 @@ typedef struct {
     double bal_route;            /* and of its ns per step from the barrier to the end of its route */
     double bal_gain;             /* the fraction of the way its right border last moved (0: not yet) */
     int bal_dir;                 /* which way it moved: +1 right, -1 left, 0 never */
+    int bal_seen;                /* which way the balancer last saw a large imbalance at it (0: none) */
     _Alignas(64) _Atomic uint64_t routed; /* steps whose route this worker has finished (and counted): the inputs
                                   * of step `routed` onto its neurons are complete; alone in its cache line */
 } sm__worker_t;
@@ -139,10 +140,12 @@ struct sm_sim {
     uint64_t next_batch; /* steps in the next batch the loop runs */
     int split;           /* SM__SPLIT_*: what the balancer does between batches */
     uint64_t shuffle;    /* SM__SPLIT_SHUFFLE: its random state */
+    uint64_t bal_t0;     /* SM__SPLIT_ADAPT: when the balancer last looked (uv_hrtime) */
     uint32_t *core_q;    /* the first piece of every core, in order, then npieces: where a border may lie */
     uint32_t ncore_q;
     uint32_t *thread_neurons; /* [nworkers]: neurons each worker updates (sm_sim_stats) */
     int quit;       /* workers leave */
+    _Atomic uint64_t batches; /* batches started (and the exit): a worker spins on it before it sleeps */
 
     /* timing model (--timing): events received per neuron this step, per-core counts by step parity */
     sm__timing_t *tm;
