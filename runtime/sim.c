@@ -293,7 +293,7 @@ static int sm__set_borders(sm_sim_t *s, const uint32_t *border)
  * neuron update; ns of its route and record, which stay where they are), the split of the neurons at which
  * every worker would finish its step at the same time; each border moves half way there, by whole cores, and
  * only when that crosses most of a core. SM__SPLIT_SHUFFLE: each border moves to a random core boundary. */
-#define SM__BAL_DEADBAND 0.05
+#define SM__BAL_DEADBAND 0.15
 #define SM__BAL_WINDOW_NS 10000000u /* what the balancer looks at: about 10 ms of steps (and 32 at least) */
 #define SM__BAL_CLIP 1.3 /* a step slower than 1.3x the estimate counts as 1.3x */
 static void sm__rebalance(sm_sim_t *s)
