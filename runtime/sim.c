@@ -181,8 +181,8 @@ static int sm__init_borders(sm_sim_t *s)
     }
     for (uint32_t w = 0; w < s->nworkers; w++) {
         sm__worker_t *wk = &s->workers[w];
-        wk->qmin = w == 0 || s->split == SM__SPLIT_OFF ? wk->piece_lo : sm__mid(s, w - 1, 1);
-        wk->qmax = w + 1 == s->nworkers || s->split == SM__SPLIT_OFF ? wk->piece_hi : sm__mid(s, w + 1, 0);
+        wk->qmin = w == 0 ? wk->piece_lo : sm__mid(s, w - 1, 1);
+        wk->qmax = w + 1 == s->nworkers ? wk->piece_hi : sm__mid(s, w + 1, 0);
     }
     return 0;
 }
@@ -289,10 +289,12 @@ static int sm__set_borders(sm_sim_t *s, const uint32_t *border)
     return 0;
 }
 
-/* The balancer, between batches. SM__SPLIT_ADAPT: from what each worker measured since it last looked (ns per
- * neuron update; ns of its route and record, which stay where they are), the split of the neurons at which
- * every worker would finish its step at the same time; each border moves half way there, by whole cores, and
- * only when that crosses most of a core. SM__SPLIT_SHUFFLE: each border moves to a random core boundary. */
+/* The balancer, between batches. SM__SPLIT_ADAPT, about every SM__BAL_WINDOW_NS: from what each worker measured
+ * since it last looked (ns per neuron update; ns of its route and record, which stay where they are), the split
+ * of the neurons at which every worker would finish its step at the same time; each border moves part of the
+ * way there (at most half), by whole cores, and only when that crosses most of a core; away from its first
+ * place only for an imbalance of SM__BAL_DEADBAND seen twice in a row, back toward it on any imbalance that way
+ * (see below and docs/runtime.md). SM__SPLIT_SHUFFLE: each border moves to a random core boundary. */
 #define SM__BAL_DEADBAND 0.15
 #define SM__BAL_WINDOW_NS 10000000u /* what the balancer looks at: about 10 ms of steps (and 32 at least) */
 #define SM__BAL_CLIP 1.3 /* a step slower than 1.3x the estimate counts as 1.3x */
@@ -362,7 +364,7 @@ static void sm__rebalance(sm_sim_t *s)
                 continue;
             }
             double target = back && (dir > 0 ? want > home : want < home) ? home : want;
-            if (wk->bal_dir != 0 && dir != wk->bal_dir)
+            if (!back && wk->bal_dir != 0 && dir != wk->bal_dir)
                 g = g * 0.5 > 1.0 / 64 ? g * 0.5 : 1.0 / 64;
             double to = cur + g * (target - cur);
             double lo = sm__q_first(s, s->workers[u + 1].qmin), hi = sm__q_first(s, wk->qmax);
@@ -375,9 +377,17 @@ static void sm__rebalance(sm_sim_t *s)
                 b = wk->qhi;
             double step_ = fabs((double)sm__q_first(s, b) - cur);
             border[u] = step_ > 0 && fabs(to - cur) >= 0.75 * step_ ? b : wk->qhi;
+            if (back && border[u] == wk->qhi) { /* back toward home: at least one core, never past it */
+                uint32_t k = sm__cq_at(s, cur);
+                uint32_t nb = dir > 0 ? s->core_q[k + 1 < s->ncore_q ? k + 1 : k] : s->core_q[k > 0 ? k - 1 : 0];
+                if (dir > 0 ? nb <= wk->piece_hi : nb >= wk->piece_hi)
+                    border[u] = nb;
+            }
             if (border[u] != wk->qhi) {
-                wk->bal_gain = wk->bal_dir == dir ? (g * 1.5 < 0.5 ? g * 1.5 : 0.5) : g;
-                wk->bal_dir = dir;
+                if (!back) { /* moves back home leave the gain as it is */
+                    wk->bal_gain = wk->bal_dir == dir ? (g * 1.5 < 0.5 ? g * 1.5 : 0.5) : g;
+                    wk->bal_dir = dir;
+                }
                 moved = 1;
             }
         }
@@ -389,6 +399,23 @@ static void sm__rebalance(sm_sim_t *s)
     }
     if (moved)
         (void)sm__set_borders(s, border); /* out of memory: the borders stay */
+}
+
+void sm__balance_window(sm_sim_t *s, const double *per_neuron, const double *route, uint64_t steps)
+{
+    if (s->nworkers < 2 || steps == 0)
+        return;
+    s->split = SM__SPLIT_ADAPT;
+    for (uint32_t u = 0; u < s->nworkers; u++) {
+        sm__worker_t *wk = &s->workers[u];
+        uint64_t neurons = sm__q_first(s, wk->qhi) - sm__q_first(s, wk->qlo);
+        wk->bal_steps = steps;
+        wk->bal_neurons = neurons * steps;
+        wk->bal_ns[0] = (uint64_t)(per_neuron[u] * (double)(neurons * steps));
+        wk->bal_ns[1] = (uint64_t)(route[u] * (double)steps);
+    }
+    s->bal_t0 = 1; /* the window is over */
+    sm__rebalance(s);
 }
 
 /* First synapse of a row (sorted by postsynaptic neuron) whose target is at least post. */
@@ -513,6 +540,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
                : s->nworkers <= uv_available_parallelism()     ? SM__SPLIT_ADAPT
                                                                 : SM__SPLIT_OFF; /* more threads than CPUs */
     s->shuffle = d->seed;
+    s->spin_between = s->nworkers > 1 && s->nworkers <= uv_available_parallelism();
     s->thread_neurons = calloc(s->nworkers, sizeof *s->thread_neurons);
     s->v = sm__big_calloc(n, es);
     s->ge = sm__big_calloc(n, es);
@@ -1024,13 +1052,17 @@ static void sm__worker_main(void *arg)
     uint64_t seen = 0;
     for (;;) {
         /* The next batch usually starts within microseconds (worker 0 only passes through the event loop):
-         * spin for about 200 us before sleeping, as waking a sleeping thread costs tens of microseconds on
-         * a virtual machine, on every batch. */
-        for (uint32_t spins = 0; spins < 8000 && atomic_load_explicit(&s->batches, memory_order_relaxed) == seen;
-             spins++) {
+         * with no more threads than CPUs, spin for up to 200 us before sleeping, as waking a sleeping thread
+         * costs tens of microseconds on a virtual machine, on every batch. */
+        if (s->spin_between) {
+            uint64_t t0 = uv_hrtime();
+            for (uint32_t spins = 1; atomic_load_explicit(&s->batches, memory_order_relaxed) == seen; spins++) {
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+                __builtin_ia32_pause();
 #endif
+                if (spins % 64 == 0 && uv_hrtime() - t0 > 200000)
+                    break;
+            }
         }
         uv_sem_wait(&w->go);
         seen++;

@@ -146,6 +146,7 @@ struct sm_sim {
     uint32_t *thread_neurons; /* [nworkers]: neurons each worker updates (sm_sim_stats) */
     int quit;       /* workers leave */
     _Atomic uint64_t batches; /* batches started (and the exit): a worker spins on it before it sleeps */
+    int spin_between;    /* workers spin between batches (no more threads than CPUs) */
 
     /* timing model (--timing): events received per neuron this step, per-core counts by step parity */
     sm__timing_t *tm;
@@ -193,6 +194,9 @@ static inline uint32_t sm__q_first(const sm_sim_t *s, uint32_t q)
 }
 
 void sm__fold(sm_sim_t *s);
+/* For tests: one window of made-up measurements for the balancer (per worker: ns per neuron update, ns of route
+ * per step, over `steps` steps), which then moves the borders as in a run with --split adapt. */
+void sm__balance_window(sm_sim_t *s, const double *per_neuron, const double *route, uint64_t steps);
 int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb);
 void sm__timing_destroy(sm__timing_t *t);
 void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/sim_internal.h"
 #include "spikemesh/spikemesh.h"
 #include "tests/unit.h"
 
@@ -400,6 +401,80 @@ static void test_delivery(void)
     }
 }
 
+/* The balancer's rules, fed made-up windows (sm__balance_window) on 6400 LIF neurons over cores of 50 on 2 and 3
+ * workers: a border moves only for an imbalance of 15% or more seen twice in a row, toward the slower worker's
+ * neighbour, within its limits; it goes back exactly to where it started once the imbalance is gone; a moment of
+ * disturbance or a 10% imbalance moves nothing. */
+static uint32_t neurons_of(const sm_sim_t *s, uint32_t u)
+{
+    return sm__q_first(s, s->workers[u].qhi) - sm__q_first(s, s->workers[u].qlo);
+}
+
+static void feed(sm_sim_t *s, const double *cost, int windows)
+{
+    double route[3] = {2000, 2000, 2000};
+    for (int k = 0; k < windows; k++) {
+        sm__balance_window(s, cost, route, 100);
+        for (uint32_t u = 0; u + 1 < s->nworkers; u++) { /* borders in order and within their limits */
+            CU_ASSERT(s->workers[u].qhi == s->workers[u + 1].qlo);
+            CU_ASSERT(s->workers[u].qhi >= s->workers[u + 1].qmin && s->workers[u].qhi <= s->workers[u].qmax);
+        }
+    }
+}
+
+static void test_balancer_rules(void)
+{
+    static const char net_text[] =
+        "{\"dt_ms\": 0.1, \"populations\": [{\"name\": \"a\", \"size\": 6400, \"v_init_mV\": [-60, -50]}],"
+        " \"projections\": [{\"pre\": \"a\", \"post\": \"a\", \"connect\": {\"rule\": \"bernoulli\", \"p\": 0.01},"
+        " \"weight_mV\": 0.5}]}";
+    static const char chip_text[] =
+        "{\"name\": \"fifty\", \"mesh\": {\"width\": 8, \"height\": 8}, \"cores_per_tile\": 2,"
+        " \"core\": {\"max_neurons\": 50, \"synapse_memory_bytes\": 131072, \"synapse_bytes\": 4,"
+        " \"max_fan_in\": 4096, \"max_fan_out\": 8192, \"max_delay_steps\": 62}, \"router\": {\"table_entries\": 4096}}";
+    for (uint32_t W = 2; W <= 3; W++) {
+        sm_net_t net;
+        sm_chip_t chip;
+        sm_deploy_t d;
+        sm_sim_t *s;
+        sm_errbuf_t eb;
+        sm_run_opts_t ro = {.duration = 1e9, .progress = 0, .threads = W, .split = SM_SPLIT_FIXED};
+        CU_ASSERT_EQUAL_FATAL(sm_net_parse(net_text, sizeof net_text - 1, "balance", &net, &eb), 0);
+        CU_ASSERT_EQUAL_FATAL(sm_chip_parse(chip_text, sizeof chip_text - 1, "fifty", &chip, &eb), 0);
+        CU_ASSERT_EQUAL_FATAL(sm_deploy_build(&net, &chip, 1, &d, &eb), 0);
+        CU_ASSERT_EQUAL_FATAL(sm_sim_create(&s, &d, &ro, &eb), 0);
+        uint32_t home[3], first = neurons_of(s, 0), second = neurons_of(s, 1), third = W == 3 ? neurons_of(s, 2) : 0;
+        for (uint32_t u = 0; u < W; u++)
+            home[u] = s->workers[u].qhi;
+        double calm[3] = {0.3, 0.3, 0.3}, slow1[3] = {0.3, 0.6, 0.3}, tenth[3] = {0.3, 0.33, 0.3};
+        feed(s, tenth, 20); /* 10% slower: under the threshold */
+        CU_ASSERT_EQUAL(neurons_of(s, 0), first);
+        CU_ASSERT_EQUAL(neurons_of(s, 1), second);
+        for (int k = 0; k < 10; k++) { /* one window 3x slower, then calm: never twice in a row */
+            double spike[3] = {0.3, 0.9, 0.3};
+            feed(s, spike, 1);
+            feed(s, calm, 1);
+        }
+        CU_ASSERT_EQUAL(neurons_of(s, 0), first);
+        feed(s, slow1, 12); /* worker 1 twice as slow: its neighbours take cores from it */
+        CU_ASSERT(neurons_of(s, 0) > first);
+        CU_ASSERT(neurons_of(s, 1) + 300 < second);
+        if (W == 3)
+            CU_ASSERT(neurons_of(s, 2) > third);
+        /* the step times are then within 15%: work per neuron 0.3 and 0.6 ns, route 2 us */
+        double t0 = 0.3 * neurons_of(s, 0) + 2000, t1 = 0.6 * neurons_of(s, 1) + 2000;
+        CU_ASSERT(fabs(t0 - t1) < 0.15 * (t0 > t1 ? t0 : t1));
+        feed(s, calm, 40); /* the disturbance is over: back where they started */
+        for (uint32_t u = 0; u < W; u++)
+            CU_ASSERT_EQUAL(s->workers[u].qhi, home[u]);
+        for (int k = 0; k < 20; k++) /* and the simulation still steps */
+            sm_sim_step(s);
+        sm_sim_destroy(s);
+        sm_deploy_free(&d);
+        sm_net_free(&net);
+    }
+}
+
 /* An unknown sm_run_opts_t.split is refused, with a message. */
 static void test_bad_split(void)
 {
@@ -427,6 +502,7 @@ int sm_test_sim_register(void)
         !CU_add_test(s, "counters add up", test_counters) ||
         !CU_add_test(s, "synapses delivered as listed, any thread count and delay", test_delivery) ||
         !CU_add_test(s, "an unknown split is refused", test_bad_split) ||
+        !CU_add_test(s, "the balancer's rules", test_balancer_rules) ||
         !CU_add_test(s, "abandoned outputs are removed", test_abort_cleans) ||
         !CU_add_test(s, "time and energy model against a hand count", test_timing) ||
         !CU_add_test(s, "a board of chips: chip-to-chip hops", test_board))
