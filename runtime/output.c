@@ -273,8 +273,7 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
     json_object_set_new(o, "split", json_string(split_names[s->split]));
     json_t *tn = json_array();
     for (uint32_t w = 0; w < s->nworkers; w++)
-        json_array_append_new(tn, json_integer(sm__q_first(s, s->workers[w].qhi) -
-                                               sm__q_first(s, s->workers[w].qlo)));
+        json_array_append_new(tn, json_integer(sm__worker_neurons(s, w)));
     json_object_set_new(o, "thread_neurons", tn);
     if (s->opts.profile && s->stats.thread_phase_seconds) {
         json_t *pr = json_pack("{s:f,s:f,s:f}", "update", s->stats.phase_seconds[0], "route",

@@ -187,6 +187,12 @@ static int sm__init_borders(sm_sim_t *s)
     return 0;
 }
 
+/* Room for the spikes of the most neurons worker w may update (its range moved as far as it can go), plus one. */
+static size_t sm__worker_room(const sm_sim_t *s, const sm__worker_t *w)
+{
+    return (size_t)(sm__q_first(s, w->qmax) - sm__q_first(s, w->qmin)) + 1;
+}
+
 /* Lays out a worker's runs for its pieces [qlo, qhi): those it took from its left neighbour, its own, those from
  * its right neighbour, each part's neighbouring pieces of one population merged (one kernel call steps them all:
  * it has a fixed cost per call), and gives each run an empty refractory queue. */
@@ -408,7 +414,7 @@ void sm__balance_window(sm_sim_t *s, const double *per_neuron, const double *rou
     s->split = SM__SPLIT_ADAPT;
     for (uint32_t u = 0; u < s->nworkers; u++) {
         sm__worker_t *wk = &s->workers[u];
-        uint64_t neurons = sm__q_first(s, wk->qhi) - sm__q_first(s, wk->qlo);
+        uint64_t neurons = sm__worker_neurons(s, u);
         wk->bal_steps = steps;
         wk->bal_neurons = neurons * steps;
         wk->bal_ns[0] = (uint64_t)(per_neuron[u] * (double)(neurons * steps));
@@ -535,12 +541,15 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     if (s->nworkers > d->ncores)
         s->nworkers = d->ncores ? d->ncores : 1;
     s->stats.threads = s->nworkers;
+    /* with more threads than CPUs, threads take turns on a CPU: their speeds say nothing of their shares, and
+     * a thread spinning between batches takes the CPU of one that has work */
+    const int own_cpus = s->nworkers > 1 && s->nworkers <= uv_available_parallelism();
     s->split = s->nworkers < 2 || opts->split == SM_SPLIT_FIXED ? SM__SPLIT_OFF
                : opts->split == SM_SPLIT_SHUFFLE                ? SM__SPLIT_SHUFFLE
-               : s->nworkers <= uv_available_parallelism()     ? SM__SPLIT_ADAPT
-                                                                : SM__SPLIT_OFF; /* more threads than CPUs */
+               : own_cpus                                       ? SM__SPLIT_ADAPT
+                                                                : SM__SPLIT_OFF;
     s->shuffle = d->seed;
-    s->spin_between = s->nworkers > 1 && s->nworkers <= uv_available_parallelism();
+    s->spin_between = own_cpus;
     s->thread_neurons = calloc(s->nworkers, sizeof *s->thread_neurons);
     s->v = sm__big_calloc(n, es);
     s->ge = sm__big_calloc(n, es);
@@ -567,8 +576,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
         bad = sm__init_borders(s) != 0;
         for (uint32_t w = 0; w < s->nworkers && !bad; w++) {
             sm__worker_t *wk = &s->workers[w];
-            /* room for the most neurons and pieces it may update */
-            size_t room = (size_t)(sm__q_first(s, wk->qmax) - sm__q_first(s, wk->qmin)) + 1;
+            size_t room = sm__worker_room(s, wk);
             wk->s = s;
             wk->id = w;
             wk->spk[0] = malloc(room * sizeof *wk->spk[0]);
@@ -592,7 +600,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     int long_row = 0;
     for (uint32_t w = 0; w < s->nworkers && !bad; w++) {
         sm__worker_t *wk = &s->workers[w];
-        size_t room = ((size_t)(sm__q_first(s, wk->qmax) - sm__q_first(s, wk->qmin)) + 1) * s->nworkers;
+        size_t room = sm__worker_room(s, wk) * s->nworkers;
         wk->srec[0] = malloc(room * sizeof *wk->srec[0]);
         wk->srec[1] = malloc(room * sizeof *wk->srec[1]);
         int r = !wk->srec[0] || !wk->srec[1] ? -1 : sm__build_drows(s, wk);
@@ -706,6 +714,14 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
 
 /* ---- one timestep ---- */
 
+/* One turn of a spin-wait loop: tells the CPU (and a hypervisor) that this thread is waiting. */
+static inline void sm__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void sm__spin_wait(sm__spin_barrier_t *b, uint32_t *sense)
 {
     uint32_t my = *sense ^ 1u;
@@ -723,9 +739,7 @@ static void sm__spin_wait(sm__spin_barrier_t *b, uint32_t *sense)
     for (uint32_t spins = 0; spins < 800; spins++) { /* about 20 microseconds */
         if (atomic_load_explicit(&b->sense, memory_order_acquire) == my)
             return;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        sm__cpu_relax();
     }
     /* The last arrival stores the sense before it reads sleepers; a sleeper counts itself before it reads the
      * sense, under the lock the waker takes: one of the two sees the other. */
@@ -797,13 +811,10 @@ static uint64_t sm__wait_routed(const sm__worker_t *o, uint64_t step)
         return 0;
     uint64_t t0 = uv_hrtime();
     for (uint32_t spins = 0; atomic_load_explicit(&o->routed, memory_order_acquire) < step; spins++) {
-        if (spins < 4096) {
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
-        } else {
+        if (spins < 4096)
+            sm__cpu_relax();
+        else
             sched_yield();
-        }
     }
     return uv_hrtime() - t0;
 }
@@ -972,7 +983,7 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
     const sm_deploy_t *d = s->d;
     const int prof = s->opts.profile, bal = s->split == SM__SPLIT_ADAPT, timed = prof || bal;
     const size_t W = s->nworkers;
-    const uint64_t neurons = sm__q_first(s, w->qhi) - sm__q_first(s, w->qlo);
+    const uint64_t neurons = sm__worker_neurons(s, w->id);
     for (uint64_t k = 0; k < count; k++) {
         uint64_t step = first + k, t0 = timed ? uv_hrtime() : 0, t1, t2, tb = 0, waited;
         uint32_t p = (uint32_t)(step & 1u), ns = sm__phase_update(s, w, step, w->spk[p], &waited);
@@ -1057,9 +1068,7 @@ static void sm__worker_main(void *arg)
         if (s->spin_between) {
             uint64_t t0 = uv_hrtime();
             for (uint32_t spins = 1; atomic_load_explicit(&s->batches, memory_order_relaxed) == seen; spins++) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-#endif
+                sm__cpu_relax();
                 if (spins % 64 == 0 && uv_hrtime() - t0 > 200000)
                     break;
             }
@@ -1161,7 +1170,7 @@ const sm_stats_t *sm_sim_stats(sm_sim_t *s)
         s->stats.thread_phase_median = med;
     }
     for (uint32_t w = 0; w < s->nworkers; w++)
-        s->thread_neurons[w] = sm__q_first(s, s->workers[w].qhi) - sm__q_first(s, s->workers[w].qlo);
+        s->thread_neurons[w] = sm__worker_neurons(s, w);
     s->stats.thread_neurons = s->thread_neurons;
     return &s->stats;
 }

@@ -193,6 +193,12 @@ static inline uint32_t sm__q_first(const sm_sim_t *s, uint32_t q)
     return q < s->d->npieces ? s->d->pieces[q].first : s->d->n;
 }
 
+/* The neurons worker w updates in this batch. */
+static inline uint32_t sm__worker_neurons(const sm_sim_t *s, uint32_t w)
+{
+    return sm__q_first(s, s->workers[w].qhi) - sm__q_first(s, s->workers[w].qlo);
+}
+
 void sm__fold(sm_sim_t *s);
 /* For tests: one window of made-up measurements for the balancer (per worker: ns per neuron update, ns of route
  * per step, over `steps` steps), which then moves the borders as in a run with --split adapt. */

@@ -405,11 +405,6 @@ static void test_delivery(void)
  * workers: a border moves only for an imbalance of 15% or more seen twice in a row, toward the slower worker's
  * neighbour, within its limits; it goes back exactly to where it started once the imbalance is gone; a moment of
  * disturbance or a 10% imbalance moves nothing. */
-static uint32_t neurons_of(const sm_sim_t *s, uint32_t u)
-{
-    return sm__q_first(s, s->workers[u].qhi) - sm__q_first(s, s->workers[u].qlo);
-}
-
 static void feed(sm_sim_t *s, const double *cost, int windows)
 {
     double route[3] = {2000, 2000, 2000};
@@ -443,26 +438,26 @@ static void test_balancer_rules(void)
         CU_ASSERT_EQUAL_FATAL(sm_chip_parse(chip_text, sizeof chip_text - 1, "fifty", &chip, &eb), 0);
         CU_ASSERT_EQUAL_FATAL(sm_deploy_build(&net, &chip, 1, &d, &eb), 0);
         CU_ASSERT_EQUAL_FATAL(sm_sim_create(&s, &d, &ro, &eb), 0);
-        uint32_t home[3], first = neurons_of(s, 0), second = neurons_of(s, 1), third = W == 3 ? neurons_of(s, 2) : 0;
+        uint32_t home[3], first = sm__worker_neurons(s, 0), second = sm__worker_neurons(s, 1), third = W == 3 ? sm__worker_neurons(s, 2) : 0;
         for (uint32_t u = 0; u < W; u++)
             home[u] = s->workers[u].qhi;
         double calm[3] = {0.3, 0.3, 0.3}, slow1[3] = {0.3, 0.6, 0.3}, tenth[3] = {0.3, 0.33, 0.3};
         feed(s, tenth, 20); /* 10% slower: under the threshold */
-        CU_ASSERT_EQUAL(neurons_of(s, 0), first);
-        CU_ASSERT_EQUAL(neurons_of(s, 1), second);
+        CU_ASSERT_EQUAL(sm__worker_neurons(s, 0), first);
+        CU_ASSERT_EQUAL(sm__worker_neurons(s, 1), second);
         for (int k = 0; k < 10; k++) { /* one window 3x slower, then calm: never twice in a row */
             double spike[3] = {0.3, 0.9, 0.3};
             feed(s, spike, 1);
             feed(s, calm, 1);
         }
-        CU_ASSERT_EQUAL(neurons_of(s, 0), first);
+        CU_ASSERT_EQUAL(sm__worker_neurons(s, 0), first);
         feed(s, slow1, 12); /* worker 1 twice as slow: its neighbours take cores from it */
-        CU_ASSERT(neurons_of(s, 0) > first);
-        CU_ASSERT(neurons_of(s, 1) + 300 < second);
+        CU_ASSERT(sm__worker_neurons(s, 0) > first);
+        CU_ASSERT(sm__worker_neurons(s, 1) + 300 < second);
         if (W == 3)
-            CU_ASSERT(neurons_of(s, 2) > third);
+            CU_ASSERT(sm__worker_neurons(s, 2) > third);
         /* the step times are then within 15%: work per neuron 0.3 and 0.6 ns, route 2 us */
-        double t0 = 0.3 * neurons_of(s, 0) + 2000, t1 = 0.6 * neurons_of(s, 1) + 2000;
+        double t0 = 0.3 * sm__worker_neurons(s, 0) + 2000, t1 = 0.6 * sm__worker_neurons(s, 1) + 2000;
         CU_ASSERT(fabs(t0 - t1) < 0.15 * (t0 > t1 ? t0 : t1));
         feed(s, calm, 40); /* the disturbance is over: back where they started */
         for (uint32_t u = 0; u < W; u++)

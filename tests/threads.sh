@@ -6,18 +6,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
 for prec in double single; do
-    for t in 1 2 3 4 7; do
-        "$SPIKEMESH" run cuba --duration 200 --threads "$t" --precision "$prec" --out "$tmp/$prec$t" --json \
+    # sN: N threads with --split shuffle (the borders between the threads' neurons move at random after every
+    # batch of steps)
+    for t in 1 2 3 4 7 s2 s3 s7; do
+        n=${t#s}
+        if [ "$t" = "$n" ]; then set --; else set -- --split shuffle; fi
+        "$SPIKEMESH" run cuba --duration 200 --threads "$n" --precision "$prec" "$@" --out "$tmp/$prec$t" --json \
             >"$tmp/$prec$t.json" 2>"$tmp/$prec$t.err"
         check "$prec precision, $t threads: exits 0" [ $? -eq 0 ]
-        check "$prec precision, $t threads: uses $t threads" [ "$(json_num "$tmp/$prec$t.json" threads)" = "$t" ]
-    done
-    # --split shuffle: the borders between the threads' neurons move at random after every batch of steps
-    for t in 2 3 7; do
-        "$SPIKEMESH" run cuba --duration 200 --threads "$t" --precision "$prec" --split shuffle \
-            --out "$tmp/${prec}s$t" --json >"$tmp/${prec}s$t.json" 2>"$tmp/${prec}s$t.err"
-        check "$prec precision, $t threads, --split shuffle: exits 0" [ $? -eq 0 ]
-        check "$prec precision, $t threads, --split shuffle: reported" grep -q '"split": *"shuffle"' "$tmp/${prec}s$t.json"
+        check "$prec precision, $t threads: uses $n threads" [ "$(json_num "$tmp/$prec$t.json" threads)" = "$n" ]
+        if [ $# -gt 0 ]; then
+            check "$prec precision, $t threads: --split shuffle reported" grep -q '"split": *"shuffle"' "$tmp/$prec$t.json"
+        fi
     done
     check "$prec: spikes were fired" [ "$(json_num "$tmp/${prec}1.json" spikes)" -gt 1000 ]
     for t in 2 3 4 7 s2 s3 s7; do
@@ -127,15 +127,9 @@ cat >"$tmp/mixed.json" <<'JSON'
                  {"pre": "a", "post": "a", "receptor": "inhibitory", "connect": {"rule": "bernoulli", "p": 0.01},
                   "weight_mV": -3.0}]}
 JSON
-cat >"$tmp/chip50.json" <<'JSON'
-{"name": "fifty", "mesh": {"width": 8, "height": 8}, "cores_per_tile": 2,
- "core": {"max_neurons": 50, "synapse_memory_bytes": 131072, "synapse_bytes": 4, "max_fan_in": 4096,
-          "max_fan_out": 8192, "max_delay_steps": 62},
- "router": {"table_entries": 4096}}
-JSON
 for split in fixed adapt; do
-    "$SPIKEMESH" run "$tmp/mixed.json" --chip "$tmp/chip50.json" --duration 1000 --threads 2 --split "$split" \
-        --out "$tmp/mixed-$split" --json >"$tmp/mixed-$split.json" 2>&1
+    "$SPIKEMESH" run "$tmp/mixed.json" --chip "$SRCDIR/tests/data/chip_fifty.json" --duration 1000 --threads 2 \
+        --split "$split" --out "$tmp/mixed-$split" --json >"$tmp/mixed-$split.json" 2>&1
     check "mixed network, --split $split: exits 0" [ $? -eq 0 ]
 done
 check "mixed network: spikes with --split adapt = fixed" cmp -s "$tmp/mixed-fixed/spikes.csv" "$tmp/mixed-adapt/spikes.csv"
