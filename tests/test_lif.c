@@ -225,6 +225,60 @@ static void test_poisson_rate(void)
     CU_ASSERT_EQUAL(memcmp(a, b, na * sizeof *a), 0);
 }
 
+/* The Poisson loops (AVX-512, AVX2, C) against sm_philox and sm_u01 as docs/network-format.md states the draw:
+ * neuron id spikes at a step when sm_u01 of the first two words of Philox on (SM_STREAM_POISSON, id, step low,
+ * step high) is below p. Probabilities at and next to the grid of 2^-53 that the comparison on integers turns on,
+ * counts that are not a multiple of the vector width, steps past 2^32 and seeds with high bits. */
+static uint32_t poisson_ref(double p, uint64_t seed, uint32_t n, uint32_t base, uint64_t step, uint32_t *out)
+{
+    uint32_t ns = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t r[4];
+        sm_philox(seed, SM_STREAM_POISSON, base + i, (uint32_t)step, (uint32_t)(step >> 32), r);
+        if (sm_u01(r[0], r[1]) < p)
+            out[ns++] = base + i;
+    }
+    return ns;
+}
+
+static void test_poisson_bits(void)
+{
+    enum { N = 203 };
+    uint32_t want[N], got[N];
+    double ps[12] = {0.0, -0.5, 1e-300, 0.002, 0.05, 0.3, 0.5, 0.999, 1.0, 1.5, 0, 0};
+    const uint64_t seeds[3] = {1, 0x9E3779B97F4A7C15ull, 0xFFFFFFFF00000001ull};
+    const uint64_t steps[4] = {0, 77, 0xFFFFFFFFull, 0x100000005ull};
+    int levels = 0;
+    for (int lvl = 2; lvl >= 0; lvl--) {
+        sm_core_simd_limit(lvl);
+        if (strcmp(sm_core_simd(), lvl == 0 ? "c" : lvl == 1 ? "avx2" : "avx512") != 0)
+            continue;
+        levels++;
+        int bad = 0;
+        uint64_t spikes = 0;
+        for (int si = 0; si < 3; si++)
+            for (int ti = 0; ti < 4; ti++) {
+                /* p exactly at the draw of one neuron (x / 2^53) and one grid step above it: that neuron spikes
+                 * only with the larger one */
+                uint32_t r[4];
+                sm_philox(seeds[si], SM_STREAM_POISSON, 1000 + 7, (uint32_t)steps[ti], (uint32_t)(steps[ti] >> 32), r);
+                ps[10] = sm_u01(r[0], r[1]);
+                ps[11] = nextafter(ps[10] + 1.0 / 9007199254740992.0, 0.0) + 0.0;
+                for (int pi = 0; pi < 12; pi++)
+                    for (uint32_t n = 0; n <= N; n += n < 40 ? 1 : 41) {
+                        uint32_t nw = poisson_ref(ps[pi], seeds[si], n, 1000, steps[ti], want);
+                        uint32_t ng = sm_core_poisson_step(ps[pi], seeds[si], n, 1000, steps[ti], got);
+                        bad |= nw != ng || memcmp(want, got, nw * sizeof *want) != 0;
+                        spikes += ng;
+                    }
+            }
+        CU_ASSERT_FALSE(bad);
+        CU_ASSERT(spikes > 1000); /* the comparisons saw spikes */
+    }
+    CU_ASSERT(levels >= 1);
+    sm_core_simd_limit(2);
+}
+
 /* A reference for the queue kernels: one step written plainly from docs/network-format.md, with a refractory
  * counter per neuron (ref_steps + 1 right after a spike, counting down; v held while more than one step is left)
  * and the same operations in the same order as the kernels, so that the bits can be compared. */
@@ -379,7 +433,8 @@ int sm_test_lif_register(void)
         !CU_add_test(s, "synaptic current decay and membrane response", test_synaptic_response) ||
         !CU_add_test(s, "exact propagators", test_consts) ||
         !CU_add_test(s, "refractory queue kernels = a plain counter-based step, bit for bit", test_refractory_queue) ||
-        !CU_add_test(s, "poisson rate", test_poisson_rate))
+        !CU_add_test(s, "poisson rate", test_poisson_rate) ||
+        !CU_add_test(s, "poisson loops = sm_philox and sm_u01, bit for bit", test_poisson_bits))
         return -1;
     return 0;
 }
