@@ -880,6 +880,12 @@ expect_help "spikemesh -h" -- -h
 expect_help "spikemesh help --help" -- help --help
 expect_help "spikemesh help info" -- help info
 expect_help "spikemesh help presets" -- help presets
+for c in map traffic train; do
+    expect_help "spikemesh help $c" -- help "$c"
+    if grep -q "^usage: spikemesh $c " "$T/.out"; then why=""; else why="printed another command's usage"; fi
+    report "spikemesh help $c: the usage of $c" "$why"
+done
+expect_fail "spikemesh help of an unknown command" "^spikemesh help: unknown command 'frob' \\(commands: run, info, presets, map, traffic, train, help\\)" -- help frob
 expect_help "spikemesh help run" -- help run
 expect_help "spikemesh run --help" -- run --help
 expect_help "spikemesh run -h" -- run -h

@@ -598,6 +598,8 @@ static int sm_cmd_presets(int argc, char **argv)
     return 0;
 }
 
+#define SM__COMMANDS "run, info, presets, map, traffic, train, help"
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -627,8 +629,13 @@ int main(int argc, char **argv)
             fputs(sm_usage_info, stdout);
         else if (strcmp(topic, "presets") == 0)
             fputs(sm_usage_presets, stdout);
-        else {
-            fprintf(stderr, "spikemesh help: unknown command '%s'\n", topic);
+        else if (strcmp(topic, "map") == 0 || strcmp(topic, "traffic") == 0 || strcmp(topic, "train") == 0) {
+            char *av[3] = {(char *)topic, (char *)"--help", NULL};
+            return strcmp(topic, "map") == 0       ? sm_cmd_map(2, av)
+                   : strcmp(topic, "traffic") == 0 ? sm_cmd_traffic(2, av)
+                                                   : sm_cmd_train(2, av);
+        } else {
+            fprintf(stderr, "spikemesh help: unknown command '%s' (commands: " SM__COMMANDS ")\n", topic);
             return EXIT_BADINPUT;
         }
         return 0;
@@ -637,7 +644,6 @@ int main(int argc, char **argv)
         printf("spikemesh %s\n", PACKAGE_VERSION);
         return 0;
     }
-    fprintf(stderr, "spikemesh: unknown command '%s' (commands: run, info, presets, help; see spikemesh --help)\n",
-            cmd);
+    fprintf(stderr, "spikemesh: unknown command '%s' (commands: " SM__COMMANDS "; see spikemesh --help)\n", cmd);
     return EXIT_BADINPUT;
 }
