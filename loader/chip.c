@@ -175,6 +175,11 @@ int sm_chip_parse(const char *text, size_t len, const char *name, sm_chip_t *chi
         goto out;
     if ((rc = sm__jcheck_keys(&cx, root, keys)) != 0 || (rc = sm__jget_str(&cx, root, "name", 0, "chip", &cname)) != 0)
         goto out;
+    if (strlen(cname) >= sizeof chip->name) {
+        sm__jpush_key(&cx, "name");
+        rc = sm__jerr(&cx, SM_ERANGE, "at most %zu bytes, got %zu", sizeof chip->name - 1, strlen(cname));
+        goto out;
+    }
     snprintf(chip->name, sizeof chip->name, "%s", cname);
     if ((rc = sm__chip_uint(&cx, root, "cores_per_tile", 1, SM_TILE_MAX_CORES, 1, 1, &v)) != 0)
         goto out;

@@ -400,6 +400,11 @@ int sm_net_parse(const char *text, size_t len, const char *name, sm_net_t *net, 
         (rc = sm__jget_pos(&cx, root, "dt_ms", 0, 0.1, &net->dt)) != 0 ||
         (rc = sm__jget_num(&cx, root, "duration_ms", 0, 0.0, &net->duration)) != 0)
         goto fail;
+    if (strlen(nname) >= sizeof net->name) {
+        sm__jpush_key(&cx, "name");
+        rc = sm__jerr(&cx, SM_ERANGE, "at most %zu bytes, got %zu", sizeof net->name - 1, strlen(nname));
+        goto fail;
+    }
     snprintf(net->name, sizeof net->name, "%s", nname);
     if (net->duration < 0) {
         sm__jpush_key(&cx, "duration_ms");

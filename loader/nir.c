@@ -1624,7 +1624,7 @@ int sm_net_load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *
         rc = sm__read_graph(&x, g, "/node", "", 0, &gin, &gout);
     H5Gclose(g);
     if (rc == 0) {
-        snprintf(net->name, sizeof net->name, "%s", sm__base(path));
+        (void)sm_utf8_copy(net->name, sizeof net->name, sm__base(path));
         net->dt = dt_ms;
         rc = sm__build(&x, net);
     }

@@ -147,6 +147,27 @@ else
     report "the valid reference network runs" "exit status $rc"
 fi
 
+# Names: at most 127 bytes (network) and 63 (chip); a longer one is refused, not cut inside a UTF-8 character
+# (which made every JSON output invalid). 63 two-byte characters (126 bytes) are kept whole.
+e2=$(printf '\303\251') # U+00E9, two bytes
+n63=$(i=0; while [ $i -lt 63 ]; do printf '%s' "$e2"; i=$((i + 1)); done)
+printf '{"name": "%s%s", "populations": [{"name": "a", "size": 2}]}\n' "$n63" "$n63" >"$T/longname.json"
+expect_fail "network name over 127 bytes" '^spikemesh run: longname\.json:1:10: name: at most 127 bytes, got 252$' \
+    -- run longname.json --json
+printf '{"name": "%s", "duration_ms": 1, "populations": [{"name": "a", "size": 2}]}\n' "$n63" >"$T/name126.json"
+run_prog run name126.json --json --no-progress
+if [ "$rc" -ne 0 ]; then
+    why="exit status $rc"
+elif ! python3 -c 'import json, sys; d = json.load(open(sys.argv[1], encoding="utf-8")); assert d["network"] == "\u00e9" * 63, d["network"]' "$T/.out" 2>"$T/.py"; then
+    why="run --json is not valid JSON with the whole name: $(tail -n 1 "$T/.py")"
+else
+    why=""
+fi
+report "a 126-byte UTF-8 network name: run --json keeps it whole" "$why"
+printf '{"name": "%s"}\n' "$n63" >"$T/chip-longname.json"
+expect_fail "chip name over 63 bytes" '^spikemesh info: chip-longname\.json:1:10: name: at most 63 bytes, got 126$' \
+    -- info good.json --chip chip-longname.json --json
+
 mk malformed.json <<'EOF'
 {
   "name": "malformed",

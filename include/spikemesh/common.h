@@ -48,6 +48,24 @@ int sm_errorf(sm_errbuf_t *eb, int code, const char *fmt, ...)
 #endif
     ;
 
+/* Copies the longest prefix of the UTF-8 text src that fits in size bytes with its terminating NUL into dst,
+ * never cutting a character in two (a cut character would make the JSON outputs invalid); returns 1 if it cut
+ * src short, else 0. size must be at least 1. */
+static inline int sm_utf8_copy(char *dst, size_t size, const char *src)
+{
+    size_t n = 0;
+    while (src[n] && n + 1 < size)
+        n++;
+    const int cut = src[n] != '\0';
+    if (cut) /* back to the start of the character at the cut: drop its lead and continuation bytes */
+        while (n > 0 && ((unsigned char)src[n] & 0xC0u) == 0x80u)
+            n--;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
+    dst[n] = '\0';
+    return cut;
+}
+
 /* Random streams: every random number is a pure function of (seed, stream, a, b, counter), so results do
  * not depend on placement, thread count or evaluation order. */
 typedef enum {
