@@ -27,7 +27,20 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
     b = 1.0 / p->tau_i;
     x = (a - b) * dt;
     c->ci = c->pm * a * dt * (x == 0.0 ? 1.0 : expm1(x) / x);
+    /* a membrane far faster than the step (dt / tau_m beyond ~700): pm underflows to 0 and expm1(x) / x overflows;
+     * the same integral written as a (exp(-b dt) - pm) / (a - b) stays finite */
+    if (!isfinite(c->ce))
+        c->ce = a * (c->pe - c->pm) / (a - 1.0 / p->tau_e);
+    if (!isfinite(c->ci))
+        c->ci = a * (c->pi - c->pm) / (a - 1.0 / p->tau_i);
     c->v_inf = p->v_rest + p->i_bias;
+    if (!isfinite(c->v_inf))
+        return sm_errorf(eb, SM_ERANGE, "v_rest_mV + i_bias_mV (%g + %g) is not a finite number", p->v_rest,
+                         p->i_bias);
+    if (!isfinite(c->ce) || !isfinite(c->ci))
+        return sm_errorf(eb, SM_ERANGE, "time constants tau_m %g, tau_e %g, tau_i %g ms against a step of %g ms "
+                                        "give propagators that are not finite numbers", p->tau_m, p->tau_e,
+                         p->tau_i, dt);
     c->v_thresh = p->v_thresh;
     c->v_reset = p->v_reset;
     /* Same rounding as Brian2's timestep(): a hair above the exact quotient rounds down. */

@@ -91,6 +91,12 @@ static int sm__parse_lif(sm__jctx_t *cx, json_t *params, sm_lif_params_t *p)
         sm__jpop(cx);
         return rc;
     }
+    if (!isfinite(p->v_rest + p->i_bias)) { /* where v settles */
+        sm__jpush_key(cx, json_object_get(params, "i_bias_mV") ? "i_bias_mV" : "v_rest_mV");
+        rc = sm__jerr(cx, SM_ERANGE, "v_rest_mV + i_bias_mV (%g + %g) must be a finite number", p->v_rest, p->i_bias);
+        sm__jpop(cx);
+        return rc;
+    }
     if (!(p->v_reset < p->v_thresh)) {
         sm__jpush_key(cx, json_object_get(params, "v_reset_mV") ? "v_reset_mV" : "v_thresh_mV");
         rc = sm__jerr(cx, SM_ERANGE, "v_reset_mV (%g) must be below v_thresh_mV (%g)", p->v_reset, p->v_thresh);

@@ -207,6 +207,24 @@ static void test_consts(void)
     p.t_ref = NAN;
     CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), SM_EINVAL);
     CU_ASSERT_EQUAL(sm_lif_consts(&base_params, 0.0, &c, NULL), SM_EINVAL);
+    /* A membrane 1000 (and 1e196) times faster than the step: exp(-dt / tau_m) underflows to 0 and the PSP factor
+     * is a (exp(-dt / tau_s) - 0) / (a - 1 / tau_s), a = 1 / tau_m (it came out NaN: no spikes, no message). */
+    const double fast[2] = {1e-4, 1e-200};
+    for (int k = 0; k < 2; k++) {
+        p = base_params;
+        p.tau_m = fast[k];
+        CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), 0);
+        double a = 1.0 / fast[k];
+        CU_ASSERT(c.pm == 0.0);
+        CU_ASSERT(sm_test_relerr(c.ce, a * exp(-0.1 / 5.0) / (a - 1.0 / 5.0)) < 1e-12);
+        CU_ASSERT(sm_test_relerr(c.ci, a * exp(-0.1 / 10.0) / (a - 1.0 / 10.0)) < 1e-12);
+    }
+    p = base_params;
+    p.tau_m = 5e-324; /* 1 / tau_m is infinite */
+    CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), SM_ERANGE);
+    p = base_params;
+    p.v_rest = p.i_bias = 1e308; /* where v settles overflows */
+    CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), SM_ERANGE);
 }
 
 /* Poisson sources: the spike count of 2000 sources at 20 Hz over 1 s is within 5 sigma of 40000. */
