@@ -170,7 +170,7 @@ expect_fail "chip name over 63 bytes" '^spikemesh info: chip-longname\.json:1:10
 
 printf '{"populations": [{"name": "a", "size": 4, "params": {"i_bias_mV": 1e308, "v_rest_mV": 1e308}}]}\n' >"$T/bias-inf.json"
 expect_fail "v_rest_mV + i_bias_mV overflows" \
-    '^spikemesh run: bias-inf\.json:1:70: populations\[0\]\.params\.i_bias_mV: v_rest_mV \+ i_bias_mV \(1e\+308 \+ 1e\+308\) must be a finite number$' \
+    '^spikemesh run: bias-inf\.json:1:67: populations\[0\]\.params\.i_bias_mV: v_rest_mV \+ i_bias_mV \(1e\+308 \+ 1e\+308\) must be a finite number$' \
     -- run bias-inf.json
 printf '{"populations": [{"name": "a", "size": 4, "params": {"tau_m_ms": 5e-324}}]}\n' >"$T/tau-tiny.json"
 expect_fail "tau_m_ms so small that 1 / tau_m overflows" \
