@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1568,7 +1570,68 @@ out:
     return rc;
 }
 
+/* libhdf5 trusts some of the file's internal addresses and sizes: on a damaged file (one flipped byte in a
+ * variable-length string's heap, say) it can read outside its buffers and crash. While this thread reads a NIR
+ * file, a SIGSEGV or SIGBUS it raises comes back here as an error instead of killing the process; libhdf5's own
+ * state is then left as it was (its open objects stay open), so a program should not read more HDF5 files after
+ * this error. A fault on any other thread, or outside the read, gets the previous handler. */
+static _Thread_local sigjmp_buf sm__h5_jmp;
+static _Thread_local volatile sig_atomic_t sm__h5_guarded;
+static struct sigaction sm__h5_old[2];
+static volatile sig_atomic_t sm__h5_broken;
+
+int sm_net_nir_broken(void) { return sm__h5_broken != 0; }
+
+static void sm__h5_fault(int sig, siginfo_t *info, void *ctx)
+{
+    if (sm__h5_guarded) {
+        sm__h5_guarded = 0;
+        siglongjmp(sm__h5_jmp, sig);
+    }
+    const struct sigaction *o = &sm__h5_old[sig == SIGBUS];
+    if (o->sa_flags & SA_SIGINFO) {
+        o->sa_sigaction(sig, info, ctx);
+    } else if (o->sa_handler != SIG_IGN && o->sa_handler != SIG_DFL) {
+        o->sa_handler(sig);
+    } else { /* the default: die of this signal */
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+}
+
+static int sm__load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *eb);
+
 int sm_net_load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *eb)
+{
+    struct sigaction sa, old[2];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = sm__h5_fault;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    memset(net, 0, sizeof *net);
+    if (sigaction(SIGSEGV, &sa, &old[0]) != 0 || sigaction(SIGBUS, &sa, &old[1]) != 0)
+        return sm__load_nir(path, dt_ms, net, eb);
+    if (old[0].sa_sigaction != sm__h5_fault) /* not a nested or concurrent read's */
+        memcpy(sm__h5_old, old, sizeof old);
+    int rc, sig = sigsetjmp(sm__h5_jmp, 1);
+    if (sig == 0) {
+        sm__h5_guarded = 1;
+        rc = sm__load_nir(path, dt_ms, net, eb);
+        sm__h5_guarded = 0;
+    } else { /* what the read had built is lost (not freed): the process should stop reading HDF5 files */
+        sm__h5_broken = 1;
+        memset(net, 0, sizeof *net);
+        rc = sm_errorf(eb, SM_EPARSE, "%s: the HDF5 library failed on this file (%s while reading it): the file "
+                                      "is damaged", path, sig == SIGBUS ? "bus error" : "invalid memory access");
+    }
+    if (old[0].sa_sigaction != sm__h5_fault) {
+        sigaction(SIGSEGV, &old[0], NULL);
+        sigaction(SIGBUS, &old[1], NULL);
+    }
+    return rc;
+}
+
+static int sm__load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *eb)
 {
     sm__nir_t x = {.file = path, .dt = dt_ms, .eb = eb, .f = -1};
     sm__h5why_t why;

@@ -600,7 +600,20 @@ static int sm_cmd_presets(int argc, char **argv)
 
 #define SM__COMMANDS "run, info, presets, map, traffic, train, help"
 
+static int sm__main(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    int rc = sm__main(argc, argv);
+    if (sm_net_nir_broken()) { /* libhdf5 crashed on a damaged file: its clean-up at exit would crash again */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc);
+    }
+    return rc;
+}
+
+static int sm__main(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(sm_usage_main, stderr);

@@ -73,6 +73,10 @@ int sm_net_builtin(const char *spec, sm_net_t *net, sm_errbuf_t *eb);
  * (first, in name order), neuron nodes lif populations, weight and delay nodes list projections. Returns 0, or a
  * negative code with "file: HDF5 path: rule broken" (an unsupported node is named with its type). */
 int sm_net_load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *eb);
+/* 1 once libhdf5 has crashed on a damaged file in this process (sm_net_load_nir caught it and returned an
+ * error): libhdf5's state is then broken and its own clean-up at exit may crash too, so end the process with
+ * _exit (after fflush) rather than exit. */
+int sm_net_nir_broken(void);
 /* Reads the spikes of the network's spike_source populations from a "step,neuron" CSV file (docs/nir.md):
  * neuron indexes the spike_source neurons, population after population. Replaces any spikes they had. Returns 0,
  * or a negative code with "file:line: rule broken" (net is then unchanged). */
