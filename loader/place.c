@@ -1,5 +1,6 @@
 /* loader/place.c: placing a partition's cores on the mesh: in order, greedily, or by recursive bisection of the
  * core graph with METIS along the mesh, each followed by local refinement; the placement file. */
+#include <errno.h>
 #include <math.h>
 #include <metis.h>
 #include <stdio.h>
@@ -518,6 +519,9 @@ void sm_placement_free(sm_placement_t *p)
 
 int sm_placement_write(const sm_deploy_t *d, const char *path, sm_errbuf_t *eb)
 {
+    if (d->seed > (uint64_t)INT64_MAX) /* JSON integers are signed 64-bit: a larger seed would read back negative */
+        return sm_errorf(eb, SM_ERANGE, "%s: cannot write seed %llu: placement files hold seeds below 2^63", path,
+                         (unsigned long long)d->seed);
     json_t *cores = json_array();
     for (uint32_t c = 0; c < d->ncores; c++) {
         const sm_core_t *co = &d->cores[c];
@@ -540,19 +544,47 @@ int sm_placement_write(const sm_deploy_t *d, const char *path, sm_errbuf_t *eb)
         return sm_errorf(eb, SM_ENOMEM, "out of memory");
     }
     snprintf(tmp, n, "%s.part", path);
+    errno = 0;
     if (json_dump_file(o, tmp, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
         remove(tmp);
-        rc = sm_errorf(eb, SM_EIO, "%s: cannot write the placement", path);
+        rc = sm_errorf(eb, SM_EIO, "%s: cannot write the placement: %s", path, e ? strerror(e) : "write error");
     }
     free(tmp);
     json_decref(o);
     return rc;
 }
 
+/* Name of a JSON value's type, for messages. */
+static const char *sm__pl_type(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* Every field is type-checked and an unknown one refused (docs/placement-format.md). `format`, `chip` and `cores`
+ * are required; `version` must be 1 when given; `neurons`, when given, must be what the cores cover; `network`,
+ * `seed`, `placer` and `chip.name` record how the placement was made and are checked for type (and for `placer`,
+ * its name) only. */
 int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb)
 {
     static const char *const keys[] = {"format", "version", "network", "neurons", "seed", "chip", "placer",
                                        "cores", NULL};
+    static const char *const chip_keys[] = {"name", "width", "height", "cores_per_tile", NULL};
     char *text;
     size_t len;
     json_t *root = NULL;
@@ -561,8 +593,8 @@ int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb)
     if (rc)
         return rc;
     sm__jctx_t cx = {.file = path, .text = text, .len = len, .eb = eb};
-    const char *fmt;
-    uint64_t v;
+    const char *fmt, *str;
+    uint64_t v, neurons = 0;
     if ((rc = sm__json_parse(&cx, &root)) != 0 || (rc = sm__jcheck_keys(&cx, root, keys)) != 0 ||
         (rc = sm__jget_str(&cx, root, "format", 1, NULL, &fmt)) != 0)
         goto out;
@@ -571,14 +603,38 @@ int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb)
         rc = sm__jerr(&cx, SM_EPARSE, "not a placement file (format \"%.40s\")", fmt);
         goto out;
     }
+    if ((rc = sm__jget_uint(&cx, root, "version", 0, 1, 0, UINT64_MAX, &v)) != 0)
+        goto out;
+    if (v != 1) {
+        sm__jpush_key(&cx, "version");
+        rc = sm__jerr(&cx, SM_EPARSE, "unsupported version %llu (this spikemesh reads version 1)",
+                      (unsigned long long)v);
+        goto out;
+    }
+    if ((rc = sm__jget_str(&cx, root, "network", 0, "", &str)) != 0 ||
+        (rc = sm__jget_uint(&cx, root, "neurons", 0, 0, 1, UINT32_MAX, &neurons)) != 0 ||
+        (rc = sm__jget_uint(&cx, root, "seed", 0, 0, 0, (uint64_t)INT64_MAX, &v)) != 0 ||
+        (rc = sm__jget_str(&cx, root, "placer", 0, "order", &str)) != 0)
+        goto out;
+    sm_placer_t placer;
+    if (sm_placer_parse(str, &placer) != 0) {
+        sm__jpush_key(&cx, "placer");
+        rc = sm__jerr(&cx, SM_EPARSE, "unknown placer \"%.40s\" (known: order, greedy, bisect)", str);
+        goto out;
+    }
     json_t *chip = json_object_get(root, "chip");
-    if (!json_is_object(chip)) {
-        rc = sm__jerr(&cx, SM_EPARSE, "missing the \"chip\" object");
+    if (!chip) {
+        rc = sm__jerr(&cx, SM_EPARSE, "missing required field \"chip\"");
         goto out;
     }
     sm__jpush_key(&cx, "chip");
+    if (!json_is_object(chip)) {
+        rc = sm__jerr(&cx, SM_EPARSE, "must be an object {name, width, height, cores_per_tile}, not %s",
+                      sm__pl_type(chip));
+        goto out;
+    }
     const char *cname;
-    if ((rc = sm__jget_str(&cx, chip, "name", 1, NULL, &cname)) != 0 ||
+    if ((rc = sm__jcheck_keys(&cx, chip, chip_keys)) != 0 || (rc = sm__jget_str(&cx, chip, "name", 1, NULL, &cname)) != 0 ||
         (rc = sm__jget_uint(&cx, chip, "width", 1, 0, 1, 4096, &v)) != 0)
         goto out;
     snprintf(p->chip, sizeof p->chip, "%s", cname);
@@ -591,6 +647,10 @@ int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb)
     p->cores_per_tile = (uint32_t)v;
     sm__jpop(&cx);
     json_t *cores = json_object_get(root, "cores");
+    if (!cores) {
+        rc = sm__jerr(&cx, SM_EPARSE, "missing required field \"cores\"");
+        goto out;
+    }
     if (!json_is_array(cores) || json_array_size(cores) == 0 || json_array_size(cores) > (1u << 24)) {
         sm__jpush_key(&cx, "cores");
         rc = sm__jerr(&cx, SM_EPARSE, "must be a non-empty array of [first_neuron, neurons, x, y, slot]");
@@ -606,6 +666,7 @@ int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb)
         goto out;
     }
     sm__jpush_key(&cx, "cores");
+    uint64_t next = 0; /* the cores cover the neurons in order, without gaps */
     for (size_t k = 0; k < nc; k++) {
         json_t *e = json_array_get(cores, k);
         json_int_t f[5];
@@ -617,17 +678,37 @@ int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb)
         }
         if (ok && (f[2] >= p->width || f[3] >= p->height || f[4] >= p->cores_per_tile || f[1] == 0))
             ok = 0;
+        sm__jpush_idx(&cx, k);
         if (!ok) {
-            sm__jpush_idx(&cx, k);
             rc = sm__jerr(&cx, SM_EPARSE,
                           "each core is [first_neuron, neurons >= 1, x < %u, y < %u, slot < %u] in whole numbers",
                           p->width, p->height, p->cores_per_tile);
             goto out;
         }
+        if ((uint64_t)f[0] != next) {
+            rc = sm__jerr(&cx, SM_EPARSE,
+                          "starts at neuron %llu, but the next core must start at neuron %llu (the cores cover the "
+                          "neurons in order, without gaps)", (unsigned long long)f[0], (unsigned long long)next);
+            goto out;
+        }
+        if (next + (uint64_t)f[1] > UINT32_MAX) {
+            rc = sm__jerr(&cx, SM_ERANGE, "covers neurons %llu..%llu, beyond the %u neurons a network can have",
+                          (unsigned long long)f[0], (unsigned long long)(next + (uint64_t)f[1] - 1), UINT32_MAX);
+            goto out;
+        }
+        sm__jpop(&cx);
+        next += (uint64_t)f[1];
         p->first[k] = (uint32_t)f[0];
         p->count[k] = (uint32_t)f[1];
         p->tile[k] = (uint32_t)(f[3] * p->width + f[2]);
         p->slot[k] = (uint32_t)f[4];
+    }
+    sm__jpop(&cx);
+    if (neurons && next != neurons) {
+        sm__jpush_key(&cx, "neurons");
+        rc = sm__jerr(&cx, SM_EPARSE, "%llu, but the cores cover %llu neurons (it must be their total, the network's "
+                      "neuron count)", (unsigned long long)neurons, (unsigned long long)next);
+        goto out;
     }
     p->ncores = (uint32_t)nc;
 out:
@@ -656,12 +737,17 @@ int sm__placement_apply(const sm_net_t *net, const sm_chip_t *chip, const sm_pla
         return sm_errorf(eb, SM_ENOMEM, "out of memory");
     }
     for (uint32_t c = 0; c < pl->ncores; c++) {
-        if (pl->first[c] != next || (uint64_t)pl->first[c] + pl->count[c] > net->n) {
+        if (pl->first[c] != next) {
+            free(taken);
+            return sm_errorf(eb, SM_EINVAL, "placement core %u starts at neuron %u, but the next core must start at "
+                             "neuron %u", c, pl->first[c], next);
+        }
+        if ((uint64_t)pl->first[c] + pl->count[c] > net->n) {
             free(taken);
             return sm_errorf(eb, SM_EINVAL,
-                             "placement core %u covers neurons %u..%llu, but the next core must start at neuron %u "
-                             "and the network has %u neurons", c, pl->first[c],
-                             (unsigned long long)pl->first[c] + pl->count[c] - 1, next, net->n);
+                             "placement core %u covers neurons %u..%llu, but network '%s' has %u neurons (the "
+                             "placement was made for another network)", c, pl->first[c],
+                             (unsigned long long)pl->first[c] + pl->count[c] - 1, net->name, net->n);
         }
         uint32_t phys = pl->tile[c] * chip->cores_per_tile + pl->slot[c];
         if (taken[phys]) {
@@ -679,7 +765,8 @@ int sm__placement_apply(const sm_net_t *net, const sm_chip_t *chip, const sm_pla
     free(taken);
     d->ncores = pl->ncores;
     if (next != net->n)
-        return sm_errorf(eb, SM_EINVAL, "the placement covers %u neurons; the network has %u", next, net->n);
+        return sm_errorf(eb, SM_EINVAL, "the placement covers %u neurons, but network '%s' has %u (the placement "
+                         "was made for another network)", next, net->name, net->n);
     /* recount every core's synapses, fan-in and fan-out, and check the limits */
     uint32_t *core_of = malloc(((size_t)net->n + 1) * sizeof *core_of);
     if (!core_of)

@@ -902,6 +902,86 @@ expect_fail "SPIKEMESH_SIMD=sse" "^spikemesh: SPIKEMESH_SIMD='sse': must be avx5
 unset SPIKEMESH_SIMD
 
 # ---------------------------------------------------------------------------------------------------
+# map, traffic and placement files.
+
+# Placement files: every field has a type, unknown fields are refused (in "chip" too), and neurons must be what
+# the cores cover (and so the network's count). C is a valid chip object and cores for cuba:600 on small:4x4.
+C='"chip": {"name": "small:4x4", "width": 4, "height": 4, "cores_per_tile": 2}'
+K='"cores": [[0, 203, 0, 0, 0], [203, 203, 0, 0, 1], [406, 194, 1, 0, 0]]'
+echo "{\"format\": \"spikemesh-placement\", \"version\": \"banana\", $C, $K}" | mk pl_version_str.json
+echo "{\"format\": \"spikemesh-placement\", \"version\": 99, $C, $K}" | mk pl_version_99.json
+echo "{\"format\": \"spikemesh-placement\", \"neurons\": \"many\", $C, $K}" | mk pl_neurons_str.json
+echo "{\"format\": \"spikemesh-placement\", \"seed\": [], $C, $K}" | mk pl_seed_array.json
+echo "{\"format\": \"spikemesh-placement\", \"seed\": -1, $C, $K}" | mk pl_seed_negative.json
+echo "{\"format\": \"spikemesh-placement\", \"network\": 5, $C, $K}" | mk pl_network_num.json
+echo "{\"format\": \"spikemesh-placement\", \"placer\": {}, $C, $K}" | mk pl_placer_obj.json
+echo "{\"format\": \"spikemesh-placement\", \"placer\": \"zzz\", $C, $K}" | mk pl_placer_unknown.json
+echo "{\"format\": \"spikemesh-placement\", \"chip\": {\"name\": \"small\", \"width\": 4, \"height\": 4, \"cores_per_tile\": 2, \"zz\": 1}, $K}" \
+    | mk pl_chip_extra.json
+echo "{\"format\": \"spikemesh-placement\", \"chip\": \"small:4x4\", $K}" | mk pl_chip_str.json
+echo "{\"format\": \"spikemesh-placement\", \"neurons\": 12345, $C, $K}" | mk pl_neurons_wrong.json
+echo "{\"format\": \"spikemesh-placement\", \"neurons\": 600, $C, $K}" | mk pl_neurons_600.json
+P="run cuba:600 --chip small:4x4 --placement"
+expect_fail "placement: version a string" 'pl_version_str\.json:1:46: version: must be a whole number, not a string' -- $P pl_version_str.json
+expect_fail "placement: version 99" 'pl_version_99\.json:1:46: version: unsupported version 99' -- $P pl_version_99.json
+expect_fail "placement: neurons a string" 'pl_neurons_str\.json:1:46: neurons: must be a whole number, not a string' -- $P pl_neurons_str.json
+expect_fail "placement: seed an array" 'pl_seed_array\.json:1:43: seed: must be a whole number, not an array' -- $P pl_seed_array.json
+expect_fail "placement: negative seed" 'pl_seed_negative\.json:1:43: seed: must be at least 0' -- $P pl_seed_negative.json
+expect_fail "placement: network a number" 'pl_network_num\.json:1:46: network: must be a string, not a number' -- $P pl_network_num.json
+expect_fail "placement: placer an object" 'pl_placer_obj\.json:1:45: placer: must be a string, not an object' -- $P pl_placer_obj.json
+expect_fail "placement: unknown placer" 'pl_placer_unknown\.json:1:45: placer: unknown placer "zzz"' -- $P pl_placer_unknown.json
+expect_fail "placement: unknown field in chip" 'pl_chip_extra\.json:1:113: chip\.zz: unknown field "zz"' -- $P pl_chip_extra.json
+expect_fail "placement: chip a string" 'pl_chip_str\.json:1:43: chip: must be an object' -- $P pl_chip_str.json
+expect_fail "placement: neurons not what the cores cover" \
+    'pl_neurons_wrong\.json:1:46: neurons: 12345, but the cores cover 600 neurons' -- $P pl_neurons_wrong.json
+expect_fail "placement: made for another network" \
+    "pl_neurons_600\.json: the placement covers 600 neurons, but network 'cuba:601' has 601" \
+    -- run cuba:601 --chip small:4x4 --placement pl_neurons_600.json
+
+# map takes --seed and --dt as run does; an unwritable --out is refused, with the reason, before any work.
+expect_fail "map: --seed 2^64-1" "^spikemesh map: --seed '18446744073709551615': must be below 2\^63" \
+    -- map cuba:600 --chip small:4x4 --seed 18446744073709551615 --out "$T/map-seed.json"
+expect_fail "map: --seed 2^63" "--seed '9223372036854775808': must be below 2\^63" \
+    -- map cuba:600 --chip small:4x4 --seed 9223372036854775808 --out "$T/map-seed.json"
+expect_fail "map: --dt 0" "^spikemesh map: --dt '0': must be a positive number of ms" \
+    -- map cuba:600 --chip small:4x4 --dt 0 --out "$T/map-dt.json"
+mkdir "$T/mapdir"
+expect_fail "map: --out a directory" "^spikemesh map: --out '.*mapdir': cannot write the file: Is a directory" \
+    -- map cuba:600 --chip small:4x4 --out "$T/mapdir"
+expect_fail "map: --out in a missing directory" \
+    "--out '.*nosuchdir/p\.json': cannot write the file: No such file or directory" \
+    -- map cuba:600 --chip small:4x4 --out "$T/nosuchdir/p.json"
+expect_fail "map: --json=1" "^spikemesh map: option '--json' takes no value" -- map cuba:600 --json=1
+"$SPIKEMESH" map cuba:600 --chip small:4x4 --placer order --seed 9223372036854775807 --out "$T/pl-seed.json" >/dev/null 2>&1
+check "map: --seed 2^63-1 is written as it is" grep -q '"seed": 9223372036854775807,' "$T/pl-seed.json"
+
+# traffic: flits as in chip files, the histogram refused before anything is printed, no mean of no packets.
+expect_fail "traffic: --json=1" "^spikemesh traffic: option '--json' takes no value" -- traffic --json=1
+expect_fail "traffic: --packet-flits 1025" "--packet-flits '1025': must be between 1 and 1024" \
+    -- traffic --mesh 2x2 --cycles 100 --packet-flits 1025
+expect_fail "traffic: --link-flits 1025" "--link-flits '1025': must be between 1 and 1024" \
+    -- traffic --mesh 2x2 --cycles 100 --link-flits 1025
+expect_fail "traffic: --latency-csv a directory" \
+    "^spikemesh traffic: --latency-csv '.*mapdir': cannot write the file: Is a directory" \
+    -- traffic --mesh 2x2 --cycles 100 --latency-csv "$T/mapdir"
+expect_fail "traffic: --latency-csv with --sweep" "--latency-csv applies to one load, not to --sweep" \
+    -- traffic --mesh 2x2 --cycles 100 --sweep --latency-csv "$T/lat.csv"
+run_prog traffic --help
+check "traffic --help gives the --packet-flits range" grep -q -- '--packet-flits F .*1 to 1024' "$T/.out"
+run_prog traffic --mesh 2x2 --cycles 100 --rate 0
+why=$(why_crashed)
+[ -z "$why" ] && [ "$rc" -ne 0 ] && why="exit status $rc, expected 0"
+[ -z "$why" ] && ! grep -q '^  latency  *none: no packet' "$T/.out" && why="no 'none: no packet' latency line"
+[ -z "$why" ] && grep -q 'mean 0\.00' "$T/.out" && why="a mean latency of no packets"
+report "traffic: no packet delivered (text)" "$why"
+run_prog traffic --mesh 2x2 --cycles 100 --rate 0 --json
+why=$(why_crashed)
+[ -z "$why" ] && [ "$rc" -ne 0 ] && why="exit status $rc, expected 0"
+[ -z "$why" ] && ! grep -q '"mean_latency_cycles":null,"p99_latency_cycles":null,"zero_load_latency_cycles":null,"mean_hops":null' "$T/.out" \
+    && why="latency and hops are not null"
+report "traffic: no packet delivered (JSON)" "$why"
+
+# ---------------------------------------------------------------------------------------------------
 # Help.
 
 expect_help "spikemesh --help" -- --help

@@ -1,11 +1,13 @@
 /* tools/map.c: `spikemesh map`: partitions and places a network on a chip with a chosen placer, reports per-core
  * utilisation, estimated traffic and routing tables, and writes the placement for `spikemesh run --placement`. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "spikemesh/spikemesh.h"
@@ -24,11 +26,33 @@ static const char *const sm_usage_map =
     "  --placer NAME      order (tiles filled in order), greedy (each core next to the cores it talks to) or\n"
     "                     bisect (recursive bisection of the core graph with METIS along the mesh); greedy and\n"
     "                     bisect are followed by local refinement (default bisect)\n"
-    "  --seed N           random seed for the connectivity (default 1)\n"
-    "  --dt MS            step for NIR graphs (default 1)\n"
+    "  --seed N           random seed for the connectivity, below 2^63 (default 1)\n"
+    "  --dt MS            step of a NIR graph in ms, above 0 (default 1)\n"
     "  --out FILE         where to write the placement (default placement.json)\n"
     "  --json             print one JSON object\n"
     "  -h, --help         show this help\n";
+
+/* Whether the placement can be written to path: not a directory, and path.part (written first, then renamed)
+ * can be created. -1 with errno set when not. */
+static int sm_map_check_out(const char *path)
+{
+    struct stat st;
+    char tmp[4096];
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fclose(f);
+    remove(tmp);
+    return 0;
+}
 
 typedef struct {
     double min, max, sum;
@@ -72,13 +96,21 @@ int sm_cmd_map(int argc, char **argv)
                 return SM_EXIT_BADINPUT;
             }
             break;
-        case O_SEED:
+        case O_SEED: /* as `run` parses it */
             if (sm_cli_u64("map", "--seed", optarg, &seed))
                 return SM_EXIT_BADINPUT;
+            if (seed > (uint64_t)INT64_MAX) { /* the placement file holds the seed as a signed 64-bit integer */
+                fprintf(stderr, "spikemesh map: --seed '%s': must be below 2^63\n", optarg);
+                return SM_EXIT_BADINPUT;
+            }
             break;
-        case O_DT:
+        case O_DT: /* as `run` parses it */
             if (sm_cli_double("map", "--dt", optarg, &dt))
                 return SM_EXIT_BADINPUT;
+            if (!(dt > 0)) {
+                fprintf(stderr, "spikemesh map: --dt '%s': must be a positive number of ms\n", optarg);
+                return SM_EXIT_BADINPUT;
+            }
             break;
         case O_OUT:
             out = optarg;
@@ -93,7 +125,19 @@ int sm_cmd_map(int argc, char **argv)
             fprintf(stderr, "spikemesh map: option '%s' needs a value (see --help)\n", argv[optind - 1]);
             return SM_EXIT_BADINPUT;
         default:
-            fprintf(stderr, "spikemesh map: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            /* optopt: the option's value for a long option given a value it does not take, the letter of an
+             * unknown short option, 0 for an unknown long option */
+            if (optopt >= O_CHIP && optopt <= O_DT) {
+                for (const struct option *o = opts; o->name; o++)
+                    if (o->val == optopt)
+                        fprintf(stderr, "spikemesh map: option '--%s' takes no value (see --help)\n", o->name);
+            } else if (optopt == 'h') {
+                fprintf(stderr, "spikemesh map: option '--help' takes no value\n");
+            } else if (optopt != 0) {
+                fprintf(stderr, "spikemesh map: unknown option '-%c' (see --help)\n", optopt);
+            } else {
+                fprintf(stderr, "spikemesh map: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            }
             return SM_EXIT_BADINPUT;
         }
     }
@@ -118,6 +162,11 @@ int sm_cmd_map(int argc, char **argv)
     }
     if (sm_chip_resolve(chipspec, &chip, &eb) != 0) {
         fprintf(stderr, "spikemesh map: %s\n", eb.msg);
+        sm_net_free(&net);
+        return SM_EXIT_BADINPUT;
+    }
+    if (sm_map_check_out(out) != 0) { /* refuse an unwritable --out before the work */
+        fprintf(stderr, "spikemesh map: --out '%s': cannot write the file: %s\n", out, strerror(errno));
         sm_net_free(&net);
         return SM_EXIT_BADINPUT;
     }

@@ -1,10 +1,12 @@
 /* tools/traffic.c: `spikemesh traffic`: BookSim2-style synthetic traffic on the cycle-level mesh model, with a
  * load sweep that finds the saturation point. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "spikemesh/spikemesh.h"
@@ -27,14 +29,14 @@ static const char *const sm_usage_traffic =
     "                      default: the chip's router\n"
     "  --chip SPEC         take router and link parameters from this chip (default loihi)\n"
     "  --buffer-depth D    packets per input buffer (iq)\n"
-    "  --packet-flits F    flits per packet\n"
-    "  --link-flits B      flits a link carries per cycle\n"
+    "  --packet-flits F    flits per packet, 1 to 1024 (as in chip files)\n"
+    "  --link-flits B      flits a link carries per cycle, 1 to 1024 (as in chip files)\n"
     "  --hop-ew H          cycles per east-west hop\n"
     "  --hop-ns H          cycles per north-south hop\n"
     "  --drop-after C      drop a packet blocked for C cycles (iq; 0: never)\n"
     "  --reinject          put dropped packets back into their router's injection queue\n"
     "  --seed N            random seed (default 1)\n"
-    "  --latency-csv FILE  write the latency histogram (latency_cycles,packets)\n"
+    "  --latency-csv FILE  write the latency histogram (latency_cycles,packets); not with --sweep\n"
     "  --json              print one JSON object\n"
     "  -h, --help          show this help\n";
 
@@ -55,10 +57,37 @@ static int sm_parse_mesh(const char *arg, uint32_t *w, uint32_t *h)
     return 0;
 }
 
+/* Whether path can be written: not a directory, and path.part (written first, then renamed) can be created.
+ * -1 with errno set when not. */
+static int sm_check_writable(const char *path)
+{
+    struct stat st;
+    char tmp[4096];
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fclose(f);
+    remove(tmp);
+    return 0;
+}
+
+/* -1 with errno set (0 for a write error without one) on failure. */
 static int sm_write_histogram(const char *path, const uint64_t *lat, uint64_t n)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.part", path);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    errno = 0;
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
@@ -72,17 +101,33 @@ static int sm_write_histogram(const char *path, const uint64_t *lat, uint64_t n)
     }
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
+        int e = errno;
         remove(tmp);
+        errno = e;
         return -1;
     }
     return 0;
 }
 
+/* Whether any packet of the measurement window was delivered, in the window or in the final drain (each takes at
+ * least one cycle, so a mean latency above 0 says one was): without one, latency and hops have no value. */
+static int sm_any_delivered(const sm_traffic_result_t *r)
+{
+    return r->measured > r->unfinished || r->mean_latency > 0;
+}
+
+/* A number, or null when no measured packet was delivered. */
+static json_t *sm_measured_num(const sm_traffic_result_t *r, double v)
+{
+    return sm_any_delivered(r) ? json_real(v) : json_null();
+}
+
 static json_t *sm_result_json(const sm_traffic_result_t *r)
 {
-    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "offered_rate", r->offered,
-                     "accepted_rate", r->accepted, "mean_latency_cycles", r->mean_latency, "p99_latency_cycles",
-                     r->p99_latency, "zero_load_latency_cycles", r->zero_load_latency, "mean_hops", r->mean_hops,
+    return json_pack("{s:f,s:f,s:o,s:o,s:o,s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "offered_rate", r->offered,
+                     "accepted_rate", r->accepted, "mean_latency_cycles", sm_measured_num(r, r->mean_latency),
+                     "p99_latency_cycles", sm_measured_num(r, r->p99_latency), "zero_load_latency_cycles",
+                     sm_measured_num(r, r->zero_load_latency), "mean_hops", sm_measured_num(r, r->mean_hops),
                      "saturated", r->saturated, "measured_packets",
                      (json_int_t)r->measured, "unfinished_packets", (json_int_t)r->unfinished, "sent",
                      (json_int_t)r->totals.sent, "delivered", (json_int_t)r->totals.delivered, "dropped",
@@ -162,9 +207,12 @@ int sm_cmd_traffic(int argc, char **argv)
             int k = c - O_DEPTH;
             if (sm_cli_u64(cmd, names[k], optarg, &v))
                 return SM_EXIT_BADINPUT;
-            if ((k < 5 && (v < 1 || v > 1000000)) || v > 1000000000) {
-                fprintf(stderr, "spikemesh traffic: %s '%s': must be between %d and %d\n", names[k], optarg,
-                        k < 5 ? 1 : 0, k < 5 ? 1000000 : 1000000000);
+            /* flits: the chip file's limits (docs/chip-format.md) */
+            uint64_t lo = k < 5 ? 1 : 0, hi = k == 1 || k == 2 ? 1024 : k < 5 ? 1000000 : 1000000000;
+            if (v < lo || v > hi) {
+                fprintf(stderr, "spikemesh traffic: %s '%s': must be between %llu and %llu%s\n", names[k], optarg,
+                        (unsigned long long)lo, (unsigned long long)hi,
+                        k == 1 || k == 2 ? " (as in chip files)" : "");
                 return SM_EXIT_BADINPUT;
             }
             ov[k] = v;
@@ -191,7 +239,19 @@ int sm_cmd_traffic(int argc, char **argv)
             fprintf(stderr, "spikemesh traffic: option '%s' needs a value (see --help)\n", argv[optind - 1]);
             return SM_EXIT_BADINPUT;
         default:
-            fprintf(stderr, "spikemesh traffic: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            /* optopt: the option's value for a long option given a value it does not take, the letter of an
+             * unknown short option, 0 for an unknown long option */
+            if (optopt >= O_MESH && optopt <= O_JSON) {
+                for (const struct option *o = opts; o->name; o++)
+                    if (o->val == optopt)
+                        fprintf(stderr, "spikemesh traffic: option '--%s' takes no value (see --help)\n", o->name);
+            } else if (optopt == 'h') {
+                fprintf(stderr, "spikemesh traffic: option '--help' takes no value\n");
+            } else if (optopt != 0) {
+                fprintf(stderr, "spikemesh traffic: unknown option '-%c' (see --help)\n", optopt);
+            } else {
+                fprintf(stderr, "spikemesh traffic: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            }
             return SM_EXIT_BADINPUT;
         }
     }
@@ -236,16 +296,14 @@ int sm_cmd_traffic(int argc, char **argv)
         return SM_EXIT_BADINPUT;
     }
 
-    if (latcsv) { /* refuse an unwritable histogram before simulating */
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.part", latcsv);
-        FILE *f = fopen(tmp, "w");
-        if (!f) {
-            fprintf(stderr, "spikemesh traffic: --latency-csv '%s': cannot write the file\n", latcsv);
-            return SM_EXIT_BADINPUT;
-        }
-        fclose(f);
-        remove(tmp);
+    if (latcsv && sweep) {
+        fprintf(stderr, "spikemesh traffic: --latency-csv applies to one load, not to --sweep\n");
+        return SM_EXIT_BADINPUT;
+    }
+    if (latcsv && sm_check_writable(latcsv) != 0) { /* refuse an unwritable histogram before simulating */
+        fprintf(stderr, "spikemesh traffic: --latency-csv '%s': cannot write the file: %s\n", latcsv,
+                strerror(errno));
+        return SM_EXIT_BADINPUT;
     }
     sm_traffic_result_t res;
     uint64_t *lat = NULL, nlat = 0, t0 = uv_hrtime(), hops_total = 0;
@@ -271,9 +329,12 @@ int sm_cmd_traffic(int argc, char **argv)
             }
             hops_total += res.packet_hops;
             json_array_append_new(rows, sm_result_json(&res));
-            if (show)
+            if (show && sm_any_delivered(&res))
                 printf("  %-8.3f %-9.4f %-12.1f %-10.0f %s\n", r, res.accepted, res.mean_latency, res.p99_latency,
                        res.saturated ? "saturated" : "");
+            else if (show)
+                printf("  %-8.3f %-9.4f %-12s %-10s %s\n", r, res.accepted, "none", "none",
+                       res.saturated ? "saturated (no packet delivered)" : "(no packet delivered)");
             if (res.saturated) {
                 in_a_row++;
                 if (bad < 0)
@@ -308,7 +369,8 @@ int sm_cmd_traffic(int argc, char **argv)
         }
         hops_total = res.packet_hops;
         if (latcsv && sm_write_histogram(latcsv, lat, nlat) != 0) {
-            fprintf(stderr, "spikemesh traffic: --latency-csv '%s': cannot write the file\n", latcsv);
+            fprintf(stderr, "spikemesh traffic: --latency-csv '%s': cannot write the file: %s\n", latcsv,
+                    errno ? strerror(errno) : "write error");
             free(lat);
             json_decref(rows);
             return SM_EXIT_BADINPUT;
@@ -316,9 +378,14 @@ int sm_cmd_traffic(int argc, char **argv)
         if (show) {
             printf("  offered         %.4f packets/node/cycle\n", res.offered);
             printf("  accepted        %.4f packets/node/cycle%s\n", res.accepted, res.saturated ? " (saturated)" : "");
-            printf("  latency         mean %.2f, p99 %.0f cycles (zero-load %.2f)\n", res.mean_latency,
-                   res.p99_latency, res.zero_load_latency);
-            printf("  mean hops       %.3f\n", res.mean_hops);
+            if (sm_any_delivered(&res)) {
+                printf("  latency         mean %.2f, p99 %.0f cycles (zero-load %.2f)\n", res.mean_latency,
+                       res.p99_latency, res.zero_load_latency);
+                printf("  mean hops       %.3f\n", res.mean_hops);
+            } else {
+                printf("  latency         none: no packet of the measurement window was delivered\n");
+                printf("  mean hops       none\n");
+            }
             printf("  packets         %llu sent, %llu delivered, %llu dropped, %llu re-injected, %llu still in the "
                    "mesh when the drain stopped\n",
                    (unsigned long long)res.totals.sent, (unsigned long long)res.totals.delivered,
