@@ -81,6 +81,9 @@ int sm_chip_preset(const char *name, sm_chip_t *chip)
 
 #define SM__MESH_MAX 4096u
 
+/* The largest cost a chip file may give (pJ, ns or W): totals over a run stay finite. */
+#define SM__COST_MAX 1e9
+
 int sm_chip_resolve(const char *spec, sm_chip_t *chip, sm_errbuf_t *eb)
 {
     char base[SM_NAME_MAX - 16]; /* room for ":WxH" after it in chip->name */
@@ -290,8 +293,9 @@ int sm_chip_parse(const char *text, size_t len, const char *name, sm_chip_t *chi
                 (rc = sm__jget_num(&cx, o, "link_hop_pj", 0, chip->costs.hop_chip_pj, &chip->costs.hop_chip_pj)) != 0 ||
                 (rc = sm__jget_num(&cx, o, "link_hop_ns", 0, chip->costs.hop_chip_ns, &chip->costs.hop_chip_ns)) != 0)
                 goto out;
-            if (chip->costs.hop_chip_pj < 0 || chip->costs.hop_chip_ns < 0) {
-                rc = sm__jerr(&cx, SM_ERANGE, "link costs must be zero or positive");
+            if (chip->costs.hop_chip_pj < 0 || chip->costs.hop_chip_ns < 0 || chip->costs.hop_chip_pj > SM__COST_MAX ||
+                chip->costs.hop_chip_ns > SM__COST_MAX) {
+                rc = sm__jerr(&cx, SM_ERANGE, "link costs must be zero or positive and at most %g", SM__COST_MAX);
                 goto out;
             }
             if ((uint64_t)chip->width * bx > SM__MESH_MAX || (uint64_t)chip->height * by > SM__MESH_MAX ||
@@ -342,10 +346,10 @@ int sm_chip_parse(const char *text, size_t len, const char *name, sm_chip_t *chi
             for (int k = 0; names[k]; k++) {
                 if ((rc = sm__jget_num(&cx, o, names[k], 0, *fields[k], fields[k])) != 0)
                     goto out;
-                if (*fields[k] < 0 || (k == 17 && *fields[k] <= 0)) {
+                if (*fields[k] < 0 || (k == 17 && *fields[k] <= 0) || *fields[k] > SM__COST_MAX) {
                     sm__jpush_key(&cx, names[k]);
-                    rc = sm__jerr(&cx, SM_ERANGE, "must be %s, got %g", k == 17 ? "positive" : "zero or positive",
-                                  *fields[k]);
+                    rc = sm__jerr(&cx, SM_ERANGE, "must be %s and at most %g, got %g",
+                                  k == 17 ? "positive" : "zero or positive", SM__COST_MAX, *fields[k]);
                     goto out;
                 }
             }

@@ -177,6 +177,11 @@ expect_fail "tau_m_ms so small that 1 / tau_m overflows" \
     "^spikemesh run: population 'a': time constants tau_m 4.94066e-324, tau_e 5, tau_i 10 ms against a step of 0.1 ms give propagators that are not finite numbers$" \
     -- run tau-tiny.json
 
+printf '{"mesh": {"width": 2, "height": 2}, "cores_per_tile": 2, "core": {"max_neurons": 256, "synapse_memory_bytes": 65536}, "router": {"table_entries": 256}, "costs": {"syn_op_pj": 1e308}}\n' >"$T/chip-costly.json"
+expect_fail "a chip cost of 1e308 pJ (energy totals would be infinite)" \
+    '^spikemesh run: chip-costly\.json:1:[0-9]+: costs\.syn_op_pj: must be zero or positive and at most 1e\+09, got 1e\+308$' \
+    -- run good.json --chip chip-costly.json --timing
+
 mk malformed.json <<'EOF'
 {
   "name": "malformed",
