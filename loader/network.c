@@ -417,6 +417,12 @@ int sm_net_parse(const char *text, size_t len, const char *name, sm_net_t *net, 
         rc = sm__jerr(&cx, SM_ERANGE, "must be zero or positive, got %g", net->duration);
         goto fail;
     }
+    if (net->duration > 0 && floor(net->duration / net->dt + 1e-9) < 1) {
+        sm__jpush_key(&cx, "duration_ms");
+        rc = sm__jerr(&cx, SM_ERANGE, "%g ms is shorter than one step of %g ms (0 runs no step)", net->duration,
+                      net->dt);
+        goto fail;
+    }
     json_t *pops = json_object_get(root, "populations");
     if (!pops) {
         rc = sm__jerr(&cx, SM_EPARSE, "missing required field \"populations\"");

@@ -516,6 +516,9 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     if (!(opts->duration >= 0.0) || !isfinite(opts->duration))
         return sm_errorf(eb, SM_EINVAL, "--duration must be zero or a positive number of ms");
     double steps = floor(opts->duration / net->dt + 1e-9);
+    if (opts->duration > 0 && steps < 1)
+        return sm_errorf(eb, SM_EINVAL, "--duration %g ms is shorter than one step of %g ms (0 runs no step)",
+                         opts->duration, net->dt);
     if (steps > 1e12)
         return sm_errorf(eb, SM_ERANGE, "--duration %g ms is %.3g steps of %g ms; at most 1e12 are supported",
                          opts->duration, steps, net->dt);

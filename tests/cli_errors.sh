@@ -182,6 +182,12 @@ expect_fail "a chip cost of 1e308 pJ (energy totals would be infinite)" \
     '^spikemesh run: chip-costly\.json:1:[0-9]+: costs\.syn_op_pj: must be zero or positive and at most 1e\+09, got 1e\+308$' \
     -- run good.json --chip chip-costly.json --timing
 
+printf '{"duration_ms": 0.05, "populations": [{"name": "a", "size": 2}]}\n' >"$T/short.json"
+expect_fail "duration_ms shorter than a step" \
+    '^spikemesh run: short\.json:1:17: duration_ms: 0\.05 ms is shorter than one step of 0\.1 ms \(0 runs no step\)$' -- run short.json
+expect_fail "--duration shorter than a step" \
+    '^spikemesh run: --duration 0\.05 ms is shorter than one step of 0\.1 ms \(0 runs no step\)$' -- run good.json --duration 0.05
+
 mk malformed.json <<'EOF'
 {
   "name": "malformed",
