@@ -188,6 +188,13 @@ expect_fail "duration_ms shorter than a step" \
 expect_fail "--duration shorter than a step" \
     '^spikemesh run: --duration 0\.05 ms is shorter than one step of 0\.1 ms \(0 runs no step\)$' -- run good.json --duration 0.05
 
+printf '{"populations": [{"name": "a", "size": 2}], "projections": [{"pre": "a", "post": "a", "connect": {"rule": "list", "pairs": [[0, 1], [1, 0]], "weights_mV": [1, 4e38]}}]}\n' >"$T/w-big.json"
+expect_fail "a listed weight beyond a 32-bit float" \
+    '^spikemesh run: w-big\.json:1:[0-9]+: projections\[0\]\.connect\.weights_mV\[1\]: weight 4e\+38 does not fit a 32-bit float$' -- run w-big.json
+printf '{"populations": [{"name": "a", "size": 2}], "projections": [{"pre": "a", "post": "a", "connect": {"rule": "list", "pairs": [[0, 1], [1, 0]], "weights_mV": [1, "x"]}}]}\n' >"$T/w-str.json"
+expect_fail "a listed weight that is a string" \
+    '^spikemesh run: w-str\.json:1:[0-9]+: projections\[0\]\.connect\.weights_mV\[1\]: a weight must be a number$' -- run w-str.json
+
 mk malformed.json <<'EOF'
 {
   "name": "malformed",
