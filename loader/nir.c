@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "spikemesh/loader.h"
 
@@ -1644,7 +1645,11 @@ static int sm__load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf
     FILE *probe = fopen(path, "rb");
     if (!probe)
         return sm_errorf(eb, SM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int isdir = fstat(fileno(probe), &st) == 0 && S_ISDIR(st.st_mode);
     fclose(probe);
+    if (isdir)
+        return sm_errorf(eb, SM_EIO, "%s: cannot open: %s", path, strerror(EISDIR));
     /* HDF5 prints its error stack by default; the messages here say what went wrong instead. */
     H5Eget_auto2(H5E_DEFAULT, &efunc, &edata);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);

@@ -27,6 +27,8 @@ expect2() {
 }
 
 # ---- without the shared files ----
+mkdir "$tmp/folder.nir"
+expect2 "a directory named .nir" '^spikemesh info: .*folder\.nir: cannot open: Is a directory$' -- info "$tmp/folder.nir"
 printf 'step,neuron\n0,0\n' >"$tmp/text.nir"
 expect2 "a text file named .nir" '^spikemesh run: .*text\.nir: not an HDF5 file' -- run "$tmp/text.nir"
 expect2 "a missing .nir file" '^spikemesh info: .*absent\.nir: cannot open: No such file' -- info "$tmp/absent.nir"
