@@ -883,6 +883,21 @@ int sm_deploy_build_ex(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed
                              net->name, k, net->pops[net->projs[k].pre].name, net->pops[net->projs[k].post].name,
                              net->projs[k].delay_steps, chip->max_delay_steps, chip->name);
     }
+    { /* many more synapses (over 2e7, seconds to generate) than all the cores' memory holds: say so before
+       * generating them (minutes, gigabytes); smaller networks get the exact count and a mesh that fits below */
+        double est = sm__expected_synapses(net), cores = (double)chip->width * chip->height * chip->cores_per_tile;
+        double need = est * chip->synapse_bytes, have = cores * (double)chip->synapse_memory;
+        if (est > 2e7 && need > 1.1 * have)
+            return sm_errorf(eb, SM_ENOFIT,
+                             "network '%s' does not fit chip '%s': its about %.3g synapses need about %.3g bytes of "
+                             "synapse memory, more than the %.3g bytes of all its %.0f cores together (%llu bytes "
+                             "each); at least %.0f cores are needed (a mesh of %.0fx%.0f tiles of %u cores or more)",
+                             net->name, chip->name, est, need, have, cores,
+                             (unsigned long long)chip->synapse_memory, ceil(need / (double)chip->synapse_memory),
+                             ceil(sqrt(ceil(need / (double)chip->synapse_memory) / chip->cores_per_tile)),
+                             ceil(sqrt(ceil(need / (double)chip->synapse_memory) / chip->cores_per_tile)),
+                             chip->cores_per_tile);
+    }
     sm_placer_t placer = opts ? opts->placer : SM_PLACE_ORDER;
     d->placer = placer;
     d->compress_all = opts ? opts->compress_all : 0;
