@@ -77,14 +77,15 @@ int sm_cli_load_network(const char *spec, double dt_ms, sm_net_t *net, sm_errbuf
     return sm_net_builtin(spec, net, eb);
 }
 
-void sm_cli_put_json(const char *cmd, json_t *o)
+int sm_cli_put_json(const char *cmd, json_t *o)
 {
     char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (!txt) {
-        fprintf(stderr, "spikemesh %s: out of memory writing the JSON\n", cmd);
-        return;
+        fprintf(stderr, "spikemesh %s: cannot write the JSON (out of memory?)\n", cmd);
+        return 1;
     }
     puts(txt);
     free(txt);
+    return 0;
 }

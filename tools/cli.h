@@ -16,8 +16,9 @@ int sm_cli_u64(const char *cmd, const char *opt, const char *arg, uint64_t *out)
 
 struct json_t;
 /* --json of info, map, traffic and train: prints o compactly, in insertion order, on one line of stdout and
- * releases it (NULL: out of memory, said on stderr as "spikemesh CMD: out of memory writing the JSON"). */
-void sm_cli_put_json(const char *cmd, struct json_t *o);
+ * releases it. Returns 0, or 1 (the exit status) when it cannot (NULL, or a value JSON cannot hold), said on
+ * stderr as "spikemesh CMD: cannot write the JSON (out of memory?)". */
+int sm_cli_put_json(const char *cmd, struct json_t *o);
 
 /* NETWORK argument of run, info and map: a NIR graph (.nir, with step dt_ms, default 1 ms), a network JSON file
  * (a path that exists, contains '/' or ends in .json) or a built-in name. */

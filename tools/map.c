@@ -218,7 +218,11 @@ int sm_cmd_map(int argc, char **argv)
             "entries", (json_int_t)dep.table_entries, "max_router", (json_int_t)dep.max_table, "capacity",
             (json_int_t)chip.table_entries, "placement_file", out, "seconds", secs, "peak_rss_kib",
             (json_int_t)ru.ru_maxrss, "deployment_bytes", dep_bytes);
-        sm_cli_put_json("map", o);
+        if (sm_cli_put_json("map", o) != 0) {
+            sm_deploy_free(&dep);
+            sm_net_free(&net);
+            return 1;
+        }
     } else {
         printf("spikemesh map: %s on %s (%ux%u tiles x %u cores), placer %s, seed %llu\n", net.name, chip.name,
                chip.width, chip.height, chip.cores_per_tile, sm_placer_name(placer), (unsigned long long)seed);

@@ -528,7 +528,11 @@ static int sm_cmd_info(int argc, char **argv)
                               "max_core_fan_out", (json_int_t)max_fo, "pieces", (json_int_t)dep.npieces,
                               "table_entries", (json_int_t)dep.table_entries, "max_table_entries",
                               (json_int_t)dep.max_table);
-        sm_cli_put_json("info", o);
+        if (sm_cli_put_json("info", o) != 0) {
+            sm_deploy_free(&dep);
+            sm_net_free(&net);
+            return 1;
+        }
     } else {
         printf("spikemesh info: %s on %s (%ux%u tiles x %u cores), seed %llu\n", net.name, chip.name, chip.width,
                chip.height, chip.cores_per_tile, (unsigned long long)cli.seed);

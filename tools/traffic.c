@@ -410,7 +410,11 @@ int sm_cmd_traffic(int argc, char **argv)
             json_object_set_new(o, "saturation_rate", json_real(sat));
             rows = NULL;
         }
-        sm_cli_put_json("traffic", o);
+        if (sm_cli_put_json("traffic", o) != 0) {
+            json_decref(rows);
+            free(lat);
+            return 1;
+        }
     }
     json_decref(rows);
     free(lat);
