@@ -24,6 +24,18 @@ static char *sm__join(const char *dir, const char *name, const char *suffix)
     return p;
 }
 
+/* An output whose final name is taken by a directory cannot be renamed into place: say so before anything is
+ * written (and again before the renames), so that no output is left half-renamed. */
+static int sm__out_blocked(sm_sim_t *s, sm_errbuf_t *eb)
+{
+    struct stat st;
+    for (int k = 0; k < SM__NOUT; k++)
+        if (s->out_on[k] && stat(s->out_final[k], &st) == 0 && S_ISDIR(st.st_mode))
+            return sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: a directory has that name", s->opts.out_dir,
+                             sm__out_names[k]);
+    return 0;
+}
+
 int sm__out_open(sm_sim_t *s, sm_errbuf_t *eb)
 {
     const char *dir = s->opts.out_dir;
@@ -47,6 +59,11 @@ int sm__out_open(sm_sim_t *s, sm_errbuf_t *eb)
     for (int k = 0; k < SM__NOUT; k++)
         s->out_on[k] = k < SM__OUT_TRACE || (k == SM__OUT_TRACE && (s->opts.timing || s->opts.mesh_cycle)) ||
                        (k == SM__OUT_LATENCY && s->opts.mesh_cycle);
+    int rc = sm__out_blocked(s, eb);
+    if (rc) {
+        sm__out_abort(s);
+        return rc;
+    }
     s->spikes_f = fopen(s->out_part[SM__OUT_SPIKES], "w");
     if (!s->spikes_f) {
         int e = errno;
@@ -325,6 +342,8 @@ int sm_sim_write_outputs(sm_sim_t *s, sm_errbuf_t *eb)
     for (int k = SM__OUT_RASTER; k < SM__NOUT && rc == 0; k++)
         if (s->out_on[k] && writers[k - SM__OUT_RASTER](s, s->out_part[k]) != 0)
             rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s", s->opts.out_dir, sm__out_names[k]);
+    if (rc == 0)
+        rc = sm__out_blocked(s, eb);
     for (int k = 0; k < SM__NOUT && rc == 0; k++)
         if (s->out_on[k] && rename(s->out_part[k], s->out_final[k]) != 0)
             rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot rename %s into place: %s", s->opts.out_dir,

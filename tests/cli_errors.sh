@@ -749,6 +749,11 @@ expect_fail "--out whose parent is a regular file" \
     "--out '.*afile/out': cannot create the directory: Not a directory" -- run good.json --out "$T/afile/out"
 expect_fail "--out that is an existing regular file" \
     "--out '.*afile': exists and is not a directory" -- run good.json --out "$T/afile"
+mkdir -p "$T/o-blocked/summary.json"
+echo "an older run's spikes" >"$T/o-blocked/spikes.csv"
+expect_fail "--out where a directory takes an output's name: nothing written or renamed" \
+    "^spikemesh run: --out '.*o-blocked': cannot write summary\\.json: a directory has that name$" \
+    -- run good.json --out "$T/o-blocked"
 
 # ---------------------------------------------------------------------------------------------------
 # Bad command-line values.
