@@ -129,7 +129,15 @@ static void sm__task_evidence(sm_task_t *t)
 static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
 {
     json_error_t je;
+    struct stat st;
+    /* As the network loader says it: jansson's own message for these has no place ("-1:-1") or a misleading one. */
+    if (stat(path, &st) != 0)
+        return sm_errorf(eb, SM_EIO, "%s: cannot read: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return sm_errorf(eb, SM_EIO, "%s: cannot read: it is a directory", path);
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root && je.line < 1)
+        return sm_errorf(eb, SM_EPARSE, "%s: %s", path, je.text);
     if (!root)
         return sm_errorf(eb, SM_EPARSE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     int rc = 0;
@@ -148,7 +156,7 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
         rc = sm_errorf(eb, SM_ENOENT, "%s: task: unknown task \"%.60s\" (known: pattern, evidence)", path, base);
         goto out;
     }
-    snprintf(t->name, sizeof t->name, "%.63s", path);
+    (void)sm_utf8_copy(t->name, sizeof t->name, path); /* a long path is cut between characters */
     struct {
         const char *key;
         double *d;
@@ -221,6 +229,18 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
             goto out;
         }
         t->delay_ms = t->nsteps - t->cues * (t->cue_ms + t->gap_ms) - t->recall_ms;
+    }
+    /* The rates become the Poisson sources of the saved network: refused here, under the task file's keys. */
+    if (!(t->in_rate_hz >= 0) || !(t->noise_rate_hz >= 0)) {
+        rc = sm_errorf(eb, SM_ERANGE, "%s: %s: must be zero or positive, got %g", path,
+                       t->in_rate_hz >= 0 ? "noise_rate_hz" : "input_rate_hz",
+                       t->in_rate_hz >= 0 ? t->noise_rate_hz : t->in_rate_hz);
+        goto out;
+    }
+    if (!(t->w_min <= t->w_max)) {
+        rc = sm_errorf(eb, SM_ERANGE, "%s: w_min_mV, w_max_mV: w_min_mV (%g) must not exceed w_max_mV (%g)", path,
+                       t->w_min, t->w_max);
+        goto out;
     }
     if (!(t->lr > 0) || !(t->lr_decay > 0 && t->lr_decay <= 1) || t->lr_decay_every < 1) {
         rc = sm_errorf(eb, SM_ERANGE, "%s: lr must be positive, lr_decay in (0, 1] and lr_decay_every >= 1", path);
@@ -348,24 +368,42 @@ static char *sm__join(const char *dir, const char *name, const char *ext)
     return s;
 }
 
-/* Writes text to DIR/NAME.part, then renames it to DIR/NAME. */
-static int sm__write_atomic(const char *dir, const char *name, const char *text, size_t len, sm_errbuf_t *eb)
+/* Writes the n outputs all or none: each text to DIR/NAME.part, and only when all are written renames them to
+ * DIR/NAME; on failure the .part files are removed. */
+static int sm__write_all(const char *dir, const char *const *names, char *const *texts, const size_t *lens, int n,
+                         sm_errbuf_t *eb)
 {
-    char *part = sm__join(dir, name, ".part"), *fin = sm__join(dir, name, "");
-    int rc = 0;
-    FILE *f = part ? fopen(part, "wb") : NULL;
-    if (!f) {
-        rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: %s", dir, name, strerror(errno));
-    } else {
-        int bad = fwrite(text, 1, len, f) != len;
-        bad |= fclose(f) != 0;
-        if (bad || rename(part, fin) != 0) {
-            rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: %s", dir, name, strerror(errno));
+    int rc = 0, k, written = 0;
+    for (k = 0; k < n && rc == 0; k++) {
+        char *part = sm__join(dir, names[k], ".part");
+        FILE *f = part ? fopen(part, "wb") : NULL;
+        if (!f) {
+            rc = part ? sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: %s", dir, names[k], strerror(errno))
+                      : SM_ENOMEM;
+        } else {
+            int bad = fwrite(texts[k], 1, lens[k], f) != lens[k];
+            bad |= fclose(f) != 0;
+            if (bad) {
+                rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: %s", dir, names[k], strerror(errno));
+                remove(part);
+            } else
+                written++;
+        }
+        free(part);
+    }
+    for (k = 0; k < written; k++) {
+        char *part = sm__join(dir, names[k], ".part"), *fin = sm__join(dir, names[k], "");
+        if (part && rc != 0)
+            remove(part);
+        else if (!part || !fin)
+            rc = SM_ENOMEM;
+        else if (rename(part, fin) != 0) {
+            rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: %s", dir, names[k], strerror(errno));
             remove(part);
         }
+        free(part);
+        free(fin);
     }
-    free(part);
-    free(fin);
     return rc;
 }
 
@@ -458,18 +496,29 @@ static json_t *sm__proj(const char *pre, const char *post, uint32_t npre, uint32
 /* The trained network in the network JSON format (docs/network-format.md): inputs as Poisson sources, the LIF and
  * ALIF neurons as lif populations (adaptation is not part of that format), readouts as lif populations that never
  * reach their threshold; list projections with per-synapse weights_mV. */
-static char *sm__net_json(const sm_eprop_net_t *net, const sm_task_t *t)
+/* The factors of the export: a recurrent weight w is saved as w / ce_rec mV, a readout weight as w / ce_out mV, a
+ * readout bias b as i_bias_mV b / (1 - kappa). */
+static void sm__export_consts(const sm_eprop_params_t *p, double *ce_rec, double *ce_out, double *kappa)
 {
-    const sm_eprop_params_t *p = &net->p;
-    const double tau_e = 0.05 * p->dt;
-    sm_lif_params_t lp = {.tau_m = p->tau_m, .tau_e = tau_e, .tau_i = 10.0, .v_thresh = p->v_th, .v_reset = 0,
-                          .v_rest = 0, .t_ref = p->n_ref * p->dt};
+    sm_lif_params_t lp = {.tau_m = p->tau_m, .tau_e = 0.05 * p->dt, .tau_i = 10.0, .v_thresh = p->v_th,
+                          .v_reset = 0, .v_rest = 0, .t_ref = p->n_ref * p->dt};
     sm_lif_consts_t cr, co;
     sm_lif_consts(&lp, p->dt, &cr, NULL);
     sm_lif_params_t lo = lp;
     lo.tau_m = p->tau_out;
     sm_lif_consts(&lo, p->dt, &co, NULL);
-    double kappa = exp(-p->dt / p->tau_out);
+    *ce_rec = cr.ce;
+    *ce_out = co.ce;
+    *kappa = exp(-p->dt / p->tau_out);
+}
+
+static char *sm__net_json(const sm_eprop_net_t *net, const sm_task_t *t)
+{
+    const sm_eprop_params_t *p = &net->p;
+    const double tau_e = 0.05 * p->dt;
+    sm_lif_consts_t cr, co;
+    double kappa;
+    sm__export_consts(p, &cr.ce, &co.ce, &kappa);
     json_t *pops = json_array(), *projs = json_array();
     double rate = t->kind == SM_TASK_PATTERN ? t->in_rate_hz : t->noise_rate_hz;
     json_array_append_new(pops, json_pack("{s:s,s:i,s:s,s:{s:f}}", "name", "input", "size", (json_int_t)p->n_in,
@@ -535,20 +584,159 @@ static char *sm__net_json(const sm_eprop_net_t *net, const sm_task_t *t)
     return txt;
 }
 
+/* 0 when every weight and bias of net can be saved as the network JSON that `spikemesh run` loads (finite, and a
+ * weight within a 32-bit float once in mV); else 1, with what is wrong in why: training diverged, or the initial
+ * weights are out of range. */
+static int sm__export_bad(const sm_eprop_net_t *net, char *why, size_t cap)
+{
+    const sm_eprop_params_t *p = &net->p;
+    double ce[3], kappa;
+    sm__export_consts(p, &ce[0], &ce[2], &kappa);
+    ce[1] = ce[0];
+    const double *w[3] = {net->w_in, net->w_rec, net->w_out};
+    const uint64_t rows[3] = {p->n_rec, p->n_rec, p->n_out}, cols[3] = {p->n_in, p->n_rec, p->n_rec};
+    static const char *const kind[3] = {"an input", "a recurrent", "a readout"};
+    for (int k = 0; k < 3; k++)
+        for (uint64_t j = 0; j < rows[k]; j++)
+            for (uint64_t i = 0; i < cols[k]; i++) {
+                double x = w[k][j * cols[k] + i], mv = x / ce[k];
+                if (k == 1 && i == j)
+                    continue;
+                if (!isfinite(x) || !isfinite(mv)) {
+                    snprintf(why, cap, "%s weight is %g (%g mV in the network)", kind[k], x, mv);
+                    return 1;
+                }
+                if (fabs(mv) > 3.0e38) {
+                    snprintf(why, cap, "%s weight is %g mV, more than a 32-bit float holds", kind[k], mv);
+                    return 1;
+                }
+            }
+    for (uint32_t k = 0; k < p->n_out; k++)
+        if (!isfinite(net->b_out[k] / (1.0 - kappa))) {
+            snprintf(why, cap, "the bias of readout %u is %g (i_bias_mV %g)", k, net->b_out[k],
+                     net->b_out[k] / (1.0 - kappa));
+            return 1;
+        }
+    return 0;
+}
+
+/* How the messages name a larger mesh of the chip: --chip PRESET:WxH (PRESET*XxY for a board) for a preset, the
+ * chip file's "mesh" ("board") member otherwise, as `spikemesh run` does. W x H are tiles; a board's in chips. */
+static void sm__mesh_hint(const sm_chip_t *chip, int preset, uint64_t w, uint64_t h, char *out, size_t cap)
+{
+    char base[SM_NAME_MAX];
+    snprintf(base, sizeof base, "%s", chip->name);
+    base[strcspn(base, ":*")] = '\0';
+    int board = (uint64_t)chip->chips_x * chip->chips_y > 1;
+    if (board && preset)
+        snprintf(out, cap, "--chip %s*%llux%llu", base, (unsigned long long)w, (unsigned long long)h);
+    else if (board)
+        snprintf(out, cap, "\"board\": {\"chips_x\": %llu, \"chips_y\": %llu} in the chip file",
+                 (unsigned long long)w, (unsigned long long)h);
+    else if (preset)
+        snprintf(out, cap, "--chip %s:%llux%llu", base, (unsigned long long)w, (unsigned long long)h);
+    else
+        snprintf(out, cap, "\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file", (unsigned long long)w,
+                 (unsigned long long)h);
+}
+
+/* The deployment names a larger mesh for a chip file when the chip is not exactly a preset, and the check below
+ * charges every synapse its traces: for a preset, say it as --chip PRESET:WxH (PRESET*XxY) in msg instead. */
+static void sm__preset_hint(const sm_chip_t *chip, int preset, char *msg, size_t cap)
+{
+    static const char *const pat[2] = {"\"mesh\": {\"width\": %llu, \"height\": %llu} in the chip file%n",
+                                       "\"board\": {\"chips_x\": %llu, \"chips_y\": %llu} in the chip file%n"};
+    static const char *const lead[2] = {"\"mesh\": {", "\"board\": {"};
+    if (!preset)
+        return;
+    for (int k = 0; k < 2; k++) {
+        char *at = strstr(msg, lead[k]);
+        unsigned long long w, h;
+        int used = 0;
+        if (!at || sscanf(at, pat[k], &w, &h, &used) != 2 || used == 0)
+            continue;
+        char hint[96], rest[SM_ERRBUF_SIZE];
+        sm__mesh_hint(chip, preset, w, h, hint, sizeof hint);
+        snprintf(rest, sizeof rest, "%s", at + used);
+        snprintf(at, cap - (size_t)(at - msg), "%s%s", hint, rest);
+    }
+}
+
+/* Before the weights are made: refuses at once, from the sizes alone, a network that no deployment on the chip
+ * can hold with its traces: a recurrent neuron's fan-in or its synapses and traces over one core's, or all the
+ * synapses and traces over the whole chip's synapse memory. (A network of n_rec 5000 took a minute and gigabytes
+ * to export and partition before.) The exact check is sm__check_fit's. */
+static int sm__fit_bound(const sm_eprop_params_t *p, const char *netname, const sm_chip_t *chip, int preset,
+                         sm_errbuf_t *eb)
+{
+    const char *name = p->n_alif ? "alif" : "lif";
+    uint64_t word = p->trace_bits ? p->trace_bits : 32u, base = chip->synapse_bytes;
+    uint64_t fan_in = (uint64_t)p->n_in + p->n_rec - 1u, nsyn = sm_eprop_nsyn(p);
+    if (chip->max_fan_in && fan_in > chip->max_fan_in)
+        return sm_errorf(eb, SM_ENOFIT,
+                         "network '%s' does not fit chip '%s': neuron 0 of population '%s' has %llu distinct "
+                         "presynaptic neurons, more than a core's fan-in of %u; no mesh size fits it",
+                         netname, chip->name, name, (unsigned long long)fan_in, chip->max_fan_in);
+    /* The neuron with the most traces (an ALIF one if any) alone on a core, with its presynaptic traces. */
+    uint64_t one_tr = sm_eprop_trace_bytes(p, p->n_rec - 1u);
+    uint64_t one = fan_in * base + one_tr + (fan_in * word + 7u) / 8u;
+    if (one > chip->synapse_memory)
+        return sm_errorf(eb, SM_ENOFIT,
+                         "network '%s' does not fit chip '%s': neuron 0 of population '%s' receives %llu synapses, "
+                         "%llu B of synapse memory with its e-prop traces (%llu B of weights, %llu B of traces), "
+                         "more than a core's %llu B; no mesh size fits it (fewer trace bits, --trace-bits, or a "
+                         "chip with more synapse memory)", netname, chip->name, name,
+                         (unsigned long long)fan_in, (unsigned long long)one, (unsigned long long)(fan_in * base),
+                         (unsigned long long)(one - fan_in * base), (unsigned long long)chip->synapse_memory);
+    uint64_t traces = 0;
+    for (uint32_t j = 0; j < p->n_rec; j++)
+        traces += sm_eprop_trace_bytes(p, j);
+    uint64_t need = nsyn * base + traces, cores = (uint64_t)chip->width * chip->height * chip->cores_per_tile;
+    if (need <= cores * chip->synapse_memory)
+        return 0;
+    /* The squarest mesh (of whole chips, on a board) with that much synapse memory, never smaller than the chip. */
+    uint64_t tiles = ((need + chip->synapse_memory - 1) / chip->synapse_memory + chip->cores_per_tile - 1) /
+                     chip->cores_per_tile;
+    int board = (uint64_t)chip->chips_x * chip->chips_y > 1;
+    uint64_t cw = board ? chip->width / chip->chips_x : 1, ch = board ? chip->height / chip->chips_y : 1;
+    uint64_t units = (tiles + cw * ch - 1) / (cw * ch);
+    uint64_t bx = (uint64_t)ceil(sqrt((double)units * (double)ch / (double)cw)), by;
+    if (bx < chip->width / cw)
+        bx = chip->width / cw;
+    by = (units + bx - 1) / bx;
+    if (by < chip->height / ch)
+        by = chip->height / ch;
+    char hint[160];
+    if (bx * cw > 4096 || by * ch > 4096 || bx * cw * by * ch > (1u << 22))
+        snprintf(hint, sizeof hint, "no mesh size fits: it would take at least %llux%llu tiles",
+                 (unsigned long long)(bx * cw), (unsigned long long)(by * ch));
+    else {
+        char m[96];
+        sm__mesh_hint(chip, preset, board ? bx : bx * cw, board ? by : by * ch, m, sizeof m);
+        snprintf(hint, sizeof hint, "%s has that much synapse memory", m);
+    }
+    return sm_errorf(eb, SM_ENOFIT,
+                     "network '%s' does not fit chip '%s': its %llu synapses need at least %llu B of synapse memory "
+                     "with their e-prop traces (%llu B of weights, %llu B of traces), more than the %llu B of its "
+                     "%llu cores of %llu B; %s (or fewer trace bits, --trace-bits)", netname, chip->name,
+                     (unsigned long long)nsyn, (unsigned long long)need, (unsigned long long)(nsyn * base),
+                     (unsigned long long)traces, (unsigned long long)(cores * chip->synapse_memory),
+                     (unsigned long long)cores, (unsigned long long)chip->synapse_memory, hint);
+}
+
 /* Traces live beside the weights: deploys the exported network on the chip and checks every core's synapse memory
  * holds its synapses plus the traces of its recurrent neurons and its presynaptic traces. */
 /* On success the network and its deployment stay in *netp and *depp (the caller frees both, the deployment
- * first): train counts its traffic on that mesh. */
-static int sm__check_fit(const char *txt, const sm_eprop_params_t *p, const char *chip_spec, uint64_t seed,
-                         uint64_t *trace_total, sm_net_t *netp, sm_deploy_t *depp, sm_errbuf_t *eb)
+ * first): train counts its traffic on that mesh. preset: the chip is a preset (--chip loihi, loihi:WxH), which the
+ * messages name so. */
+static int sm__check_fit(const char *txt, const sm_eprop_params_t *p, const sm_chip_t *chip_in, int preset,
+                         uint64_t seed, uint64_t *trace_total, sm_net_t *netp, sm_deploy_t *depp, sm_errbuf_t *eb)
 {
-    sm_chip_t chip;
+    sm_chip_t chip = *chip_in;
     int rc;
     *trace_total = 0;
     memset(netp, 0, sizeof *netp);
     memset(depp, 0, sizeof *depp);
-    if ((rc = sm_chip_resolve(chip_spec, &chip, eb)) != 0)
-        return rc;
     if ((rc = sm_net_parse(txt, strlen(txt), "trained_network.json", netp, eb)) != 0)
         return rc;
 #define net (*netp)
@@ -561,6 +749,7 @@ static int sm__check_fit(const char *txt, const sm_eprop_params_t *p, const char
     char why[SM_ERRBUF_SIZE] = "";
     if ((rc = sm_deploy_build(&net, &chip, seed, &dep, eb)) != 0) {
         /* It does not fit with its traces: name the first core of the placement without traces that overflows. */
+        sm__preset_hint(chip_in, preset, eb->msg, sizeof eb->msg);
         snprintf(why, sizeof why, "with e-prop traces (%u B per synapse beside its %u B weight): %.900s", per, base,
                  eb->msg);
         chip.synapse_bytes = base;
@@ -568,6 +757,7 @@ static int sm__check_fit(const char *txt, const sm_eprop_params_t *p, const char
             sm_net_free(&net);
             return sm_errorf(eb, rc, "%s", why);
         }
+        rc = 0;
     }
     uint32_t first_rec = p->n_in;
     for (uint32_t c = 0; c < dep.ncores && rc == 0; c++) {
@@ -790,23 +980,58 @@ int sm_cmd_train(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        int bad = 0;
+        /* A value that is no number is said by sm_cli_*; one out of range here, with the range. */
+        const char *range = NULL;
         switch (c) {
-        case O_ITER: bad = sm_cli_u64("train", "--iterations", optarg, &iters) || iters < 1 || iters > 10000000; break;
-        case O_BATCH: bad = sm_cli_u64("train", "--batch", optarg, &batch) || batch < 1 || batch > 65536; break;
-        case O_LR: bad = sm_cli_double("train", "--lr", optarg, &lr) || !(lr > 0); break;
-        case O_SEED: bad = sm_cli_u64("train", "--seed", optarg, &seed) || seed > (uint64_t)INT64_MAX; break;
-        case O_THREADS: bad = sm_cli_u64("train", "--threads", optarg, &threads) || threads < 1 || threads > 1024; break;
-        case O_TEST: bad = sm_cli_u64("train", "--test-trials", optarg, &test_trials) || test_trials > 1000000; break;
-        case O_TBITS: bad = sm_cli_u64("train", "--trace-bits", optarg, &tbits) || tbits == 1 || tbits > 32; break;
-        case O_WBITS: bad = sm_cli_u64("train", "--weight-bits", optarg, &wbits) || wbits == 1 || wbits > 32; break;
+        case O_ITER:
+            if (sm_cli_u64("train", "--iterations", optarg, &iters))
+                return SM_EXIT_BADINPUT;
+            range = iters < 1 || iters > 10000000 ? "must be between 1 and 10000000" : NULL;
+            break;
+        case O_BATCH:
+            if (sm_cli_u64("train", "--batch", optarg, &batch))
+                return SM_EXIT_BADINPUT;
+            range = batch < 1 || batch > 65536 ? "must be between 1 and 65536" : NULL;
+            break;
+        case O_LR:
+            if (sm_cli_double("train", "--lr", optarg, &lr))
+                return SM_EXIT_BADINPUT;
+            range = !(lr > 0) ? "must be positive" : NULL;
+            break;
+        case O_SEED:
+            if (sm_cli_u64("train", "--seed", optarg, &seed))
+                return SM_EXIT_BADINPUT;
+            range = seed > (uint64_t)INT64_MAX ? "must be below 2^63" : NULL;
+            break;
+        case O_THREADS:
+            if (sm_cli_u64("train", "--threads", optarg, &threads))
+                return SM_EXIT_BADINPUT;
+            range = threads < 1 || threads > 1024 ? "must be between 1 and 1024" : NULL;
+            break;
+        case O_TEST:
+            if (sm_cli_u64("train", "--test-trials", optarg, &test_trials))
+                return SM_EXIT_BADINPUT;
+            range = test_trials > 1000000 ? "must be between 0 and 1000000" : NULL;
+            break;
+        case O_TBITS:
+            if (sm_cli_u64("train", "--trace-bits", optarg, &tbits))
+                return SM_EXIT_BADINPUT;
+            range = tbits == 1 || tbits > 32 ? "must be 0 (float64) or 2 to 32" : NULL;
+            break;
+        case O_WBITS:
+            if (sm_cli_u64("train", "--weight-bits", optarg, &wbits))
+                return SM_EXIT_BADINPUT;
+            range = wbits == 1 || wbits > 32 ? "must be 0 (float64) or 2 to 32" : NULL;
+            break;
         case O_CHIP: chip = optarg; break;
         case O_OUT: out = optarg; break;
         case O_JSON: json = 1; break;
         case O_PROG: progress = 1; break;
         case O_NOPROG: progress = 0; break;
         case O_EVERY:
-            bad = sm_cli_u64("train", "--update-every", optarg, &every) || every > 10000000;
+            if (sm_cli_u64("train", "--update-every", optarg, &every))
+                return SM_EXIT_BADINPUT;
+            range = every > 10000000 ? "must be between 0 and 10000000" : NULL;
             every_set = 1;
             break;
         case 'h': fputs(sm_usage_train, stdout); return 0;
@@ -814,11 +1039,21 @@ int sm_cmd_train(int argc, char **argv)
             fprintf(stderr, "spikemesh train: option '%s' needs a value (see --help)\n", argv[optind - 1]);
             return SM_EXIT_BADINPUT;
         default:
-            fprintf(stderr, "spikemesh train: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            /* As run's options: optopt is the option's value for a long option given a value it does not take,
+             * the letter for an unknown short option, 0 for an unknown long option. */
+            if (optopt >= O_ITER && optopt <= O_EVERY)
+                fprintf(stderr, "spikemesh train: option '--%s' takes no value (see --help)\n",
+                        opts[optopt - 1].name);
+            else if (optopt == 'h')
+                fprintf(stderr, "spikemesh train: option '--help' takes no value\n");
+            else if (optopt != 0)
+                fprintf(stderr, "spikemesh train: unknown option '-%c' (see --help)\n", optopt);
+            else
+                fprintf(stderr, "spikemesh train: unknown option '%s' (see --help)\n", argv[optind - 1]);
             return SM_EXIT_BADINPUT;
         }
-        if (bad) {
-            fprintf(stderr, "spikemesh train: %s '%s': out of range (see --help)\n", opts[c - 1].name, optarg);
+        if (range) {
+            fprintf(stderr, "spikemesh train: --%s '%s': %s\n", opts[c - 1].name, optarg, range);
             return SM_EXIT_BADINPUT;
         }
     }
@@ -858,8 +1093,27 @@ int sm_cmd_train(int argc, char **argv)
     task.p.trace_bits = (uint32_t)tbits;
     task.p.weight_bits = (uint32_t)wbits;
     int cls = task.p.loss == SM_EPROP_CLASSIFICATION;
-    if (out && mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "spikemesh train: --out '%s': cannot create the folder: %s\n", out, strerror(errno));
+    /* Every check before anything is made or written: --out, the chip, the sizes against the chip (from the sizes
+     * alone, before the weights), the initial weights, then the exact fit. The folder is created after them. */
+    struct stat ost;
+    if (out && stat(out, &ost) == 0 && !S_ISDIR(ost.st_mode)) {
+        fprintf(stderr, "spikemesh train: --out '%s': exists and is not a folder\n", out);
+        return SM_EXIT_BADINPUT;
+    }
+    if (out && stat(out, &ost) == 0 && access(out, W_OK | X_OK) != 0) {
+        fprintf(stderr, "spikemesh train: --out '%s': cannot write into the folder: %s\n", out, strerror(errno));
+        return SM_EXIT_BADINPUT;
+    }
+    sm_chip_t chip_desc;
+    struct stat chst;
+    if (sm_eprop_params_check(&task.p, &eb) != 0 || sm_chip_resolve(chip, &chip_desc, &eb) != 0) {
+        fprintf(stderr, "spikemesh train: %s\n", eb.msg);
+        return SM_EXIT_BADINPUT;
+    }
+    int preset = stat(chip, &chst) != 0; /* resolved and not a file */
+    const char *netname = task.kind == SM_TASK_PATTERN ? "trained_pattern" : "trained_evidence";
+    if (sm__fit_bound(&task.p, netname, &chip_desc, preset, &eb) != 0) {
+        fprintf(stderr, "spikemesh train: %s: %s\n", task.name, eb.msg);
         return SM_EXIT_BADINPUT;
     }
 
@@ -868,9 +1122,16 @@ int sm_cmd_train(int argc, char **argv)
     sm_eprop_grad_t g = {0};
     sm__batch_t bt = {0};
     sm__curve_t cv = {0};
-    int status = SM_EXIT_BADINPUT;
+    int status = SM_EXIT_BADINPUT, made_out = 0;
+    char why[256];
     if (sm_eprop_net_init(&net, &task.p, seed, &eb) != 0) {
         fprintf(stderr, "spikemesh train: %s\n", eb.msg);
+        return SM_EXIT_BADINPUT;
+    }
+    if (sm__export_bad(&net, why, sizeof why)) {
+        fprintf(stderr, "spikemesh train: %s: the initial weights cannot be saved as a network: %s (see the weight "
+                "scales and time constants of the task)\n", task.name, why);
+        sm_eprop_net_free(&net);
         return SM_EXIT_BADINPUT;
     }
     /* Refuse before training when the traces do not fit. */
@@ -883,9 +1144,20 @@ int sm_cmd_train(int argc, char **argv)
     sm_eprop_work_t *work = NULL;
     double *online_spk = NULL;
     sm__traffic_t tf = {0};
-    if (!txt || sm__check_fit(txt, &task.p, chip, seed, &trace_bytes, &cnet, &dep, &eb) != 0) {
+    if (!txt || sm__check_fit(txt, &task.p, &chip_desc, preset, seed, &trace_bytes, &cnet, &dep, &eb) != 0) {
         fprintf(stderr, "spikemesh train: %s: %s\n", task.name, txt ? eb.msg : "out of memory");
         free(txt);
+        sm_eprop_net_free(&net);
+        return SM_EXIT_BADINPUT;
+    }
+    /* made_out: this run made the folder, and removes it again (when still empty) if training fails. */
+    if (out && mkdir(out, 0777) == 0)
+        made_out = 1;
+    else if (out && errno != EEXIST) {
+        fprintf(stderr, "spikemesh train: --out '%s': cannot create the folder: %s\n", out, strerror(errno));
+        free(txt);
+        sm_deploy_free(&dep);
+        sm_net_free(&cnet);
         sm_eprop_net_free(&net);
         return SM_EXIT_BADINPUT;
     }
@@ -969,6 +1241,18 @@ int sm_cmd_train(int argc, char **argv)
         cv.rate[it] = spk / g.trials / task.p.n_rec / (task.nsteps * task.p.dt * 1e-3);
         cv.wall[it] = (double)(uv_hrtime() - t0) * 1e-9;
         cv.n = it + 1;
+        /* A loss or weights that are no longer numbers (or too large for the network file) end training: the
+         * outputs would not load. */
+        int inf_loss = !isfinite(cv.loss[it]);
+        if (inf_loss || sm__export_bad(&net, why, sizeof why)) {
+            if (inf_loss)
+                snprintf(why, sizeof why, "the loss is %g", cv.loss[it]);
+            if (bar)
+                fprintf(stderr, "\r\033[K");
+            fprintf(stderr, "spikemesh train: %s: iteration %u: training diverged: %s; the learning rate (lr %g) is "
+                    "too large%s\n", task.name, it + 1, why, opt.lr, out ? "; nothing written to --out" : "");
+            goto done;
+        }
         /* Accuracy reached: the mean over the last 10 batches (fresh trials, before their update) >= 93%. */
         if (cls && reach_it < 0 && it >= 9) {
             double m = 0;
@@ -1029,21 +1313,21 @@ int sm_cmd_train(int argc, char **argv)
     uint32_t bx = tf.busy_dir >= 0 ? tf.busy_tile % dep.mesh.width : 0, by = tf.busy_dir >= 0 ? tf.busy_tile / dep.mesh.width : 0;
     static const char *const dirn[SM_NDIRS] = {"E", "N", "W", "S"};
     if (out) {
-        size_t len;
-        char *csv = sm__curve_csv(&cv, cls, &len);
-        int rc = csv ? sm__write_atomic(out, "learning_curve.csv", csv, len, &eb) : SM_ENOMEM;
-        free(csv);
-        char *svg = rc == 0 ? sm__curve_svg(&cv, cls, task.name, &len) : NULL;
+        static const char *const names[4] = {"learning_curve.csv", "learning_curve.svg", "trained_network.json",
+                                             "traffic.json"};
+        char *texts[4];
+        size_t lens[4] = {0, 0, 0, 0};
+        texts[0] = sm__curve_csv(&cv, cls, &lens[0]);
+        texts[1] = sm__curve_svg(&cv, cls, task.name, &lens[1]);
+        texts[2] = sm__net_json(&net, &task);
+        texts[3] = sm_traffic_json_text(&dep, tf.cc);
+        int rc = texts[0] && texts[1] && texts[2] && texts[3] ? 0 : SM_ENOMEM;
+        lens[2] = texts[2] ? strlen(texts[2]) : 0;
+        lens[3] = texts[3] ? strlen(texts[3]) : 0;
         if (rc == 0)
-            rc = svg ? sm__write_atomic(out, "learning_curve.svg", svg, len, &eb) : SM_ENOMEM;
-        free(svg);
-        txt = rc == 0 ? sm__net_json(&net, &task) : NULL;
-        if (rc == 0)
-            rc = txt ? sm__write_atomic(out, "trained_network.json", txt, strlen(txt), &eb) : SM_ENOMEM;
-        char *tj = rc == 0 ? sm_traffic_json_text(&dep, tf.cc) : NULL;
-        if (rc == 0)
-            rc = tj ? sm__write_atomic(out, "traffic.json", tj, strlen(tj), &eb) : SM_ENOMEM;
-        free(tj);
+            rc = sm__write_all(out, names, texts, lens, 4, &eb);
+        for (int k = 0; k < 4; k++)
+            free(texts[k]);
         if (rc != 0) {
             fprintf(stderr, "spikemesh train: %s\n", rc == SM_ENOMEM ? "out of memory" : eb.msg);
             goto done;
@@ -1077,7 +1361,11 @@ int sm_cmd_train(int argc, char **argv)
             json_object_set_new(o, "iterations_to_93", json_integer(reach_it));
             json_object_set_new(o, "seconds_to_93", json_real(reach_wall));
         }
-        sm_cli_put_json("train", o);
+        if (sm_cli_put_json("train", o) != 0) { /* the outputs are written: they stay */
+            status = 1;
+            made_out = 0;
+            goto done;
+        }
     } else {
         printf("  %-15s %.6g -> %.6g (%.1f%% of the first)\n", "loss", first, last, first > 0 ? 100 * last / first : 0);
         if (cls) {
@@ -1107,6 +1395,8 @@ int sm_cmd_train(int argc, char **argv)
     }
     status = sm__stop ? SM_EXIT_INTERRUPTED : 0;
 done:
+    if (made_out && status != 0 && status != SM_EXIT_INTERRUPTED)
+        rmdir(out);
     if (work)
         sm_eprop_work_free(work);
     free(online_spk);
