@@ -116,7 +116,8 @@ same_with_loops cuba60k cuba:60000 --chip loihi:18x18 --duration 30 --threads 1
 
 # The balancer (--split adapt) moves work to the thread that finishes sooner. Here the equal-work split gives
 # thread 1 all 800 Poisson sources (a random draw per neuron and step, dearer than a vector LIF update), so
-# on 2 CPUs the balancer must hand cores from thread 1 to thread 0. Same spikes either way.
+# on 2 CPUs the balancer must hand cores from thread 1 to thread 0. Same spikes either way. 4 s of biology give
+# the balancer about 20 of its 10 ms windows.
 cat >"$tmp/mixed.json" <<'JSON'
 {"name": "mixed", "dt_ms": 0.1,
  "populations": [{"name": "a", "size": 3000, "v_init_mV": [-60, -50]},
@@ -128,7 +129,7 @@ cat >"$tmp/mixed.json" <<'JSON'
                   "weight_mV": -3.0}]}
 JSON
 for split in fixed adapt; do
-    "$SPIKEMESH" run "$tmp/mixed.json" --chip "$SRCDIR/tests/data/chip_fifty.json" --duration 1000 --threads 2 \
+    "$SPIKEMESH" run "$tmp/mixed.json" --chip "$SRCDIR/tests/data/chip_fifty.json" --duration 4000 --threads 2 \
         --split "$split" --out "$tmp/mixed-$split" --json >"$tmp/mixed-$split.json" 2>&1
     check "mixed network, --split $split: exits 0" [ $? -eq 0 ]
 done
@@ -139,7 +140,7 @@ if [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ]; then
     # up to two more runs are allowed
     for again in 1 2; do
         [ "$(first_neurons "$tmp/mixed-adapt.json")" -gt "$(first_neurons "$tmp/mixed-fixed.json")" ] && break
-        "$SPIKEMESH" run "$tmp/mixed.json" --chip "$SRCDIR/tests/data/chip_fifty.json" --duration 1000 --threads 2 \
+        "$SPIKEMESH" run "$tmp/mixed.json" --chip "$SRCDIR/tests/data/chip_fifty.json" --duration 4000 --threads 2 \
             --split adapt --json >"$tmp/mixed-adapt.json" 2>&1
     done
     check "mixed network: the balancer gives thread 0 more neurons than the fixed split" \
