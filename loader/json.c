@@ -323,7 +323,7 @@ int sm__jcheck_keys(sm__jctx_t *cx, json_t *obj, const char *const *allowed)
     return 0;
 }
 
-static const char *sm__jtype(const json_t *v)
+const char *sm__jtype(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:

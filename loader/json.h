@@ -35,6 +35,9 @@ void sm__jpush_key(sm__jctx_t *cx, const char *key);
 void sm__jpush_idx(sm__jctx_t *cx, size_t idx);
 void sm__jpop(sm__jctx_t *cx);
 
+/* The name of a JSON value's type for messages: "an object", "an array", "a string", "a number", ... */
+const char *sm__jtype(const json_t *v);
+
 /* Reports an error at the value the current path names (or the nearest enclosing value that exists):
  * "file:line:col: <path>: <message>". Returns code. */
 int sm__jerr(sm__jctx_t *cx, int code, const char *fmt, ...)

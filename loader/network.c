@@ -239,7 +239,7 @@ static int sm__parse_pairs(sm__jctx_t *cx, json_t *conn, const sm_net_t *net, sm
         double d = json_is_number(w) ? json_number_value(w) : NAN;
         if (!isfinite(d) || fabs(d) > 3.0e38) {
             sm__jpush_idx(cx, i);
-            int rc = !json_is_number(w) ? sm__jerr(cx, SM_EPARSE, "a weight must be a number")
+            int rc = !json_is_number(w) ? sm__jerr(cx, SM_EPARSE, "a weight must be a number, not %s", sm__jtype(w))
                      : !isfinite(d)        ? sm__jerr(cx, SM_ERANGE, "a weight must be a finite number")
                                            : sm__jerr(cx, SM_ERANGE, "weight %g does not fit a 32-bit float", d);
             sm__jpop(cx);

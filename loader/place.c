@@ -555,27 +555,6 @@ int sm_placement_write(const sm_deploy_t *d, const char *path, sm_errbuf_t *eb)
     return rc;
 }
 
-/* Name of a JSON value's type, for messages. */
-static const char *sm__pl_type(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 /* Every field is type-checked and an unknown one refused (docs/placement-format.md). `format`, `chip` and `cores`
  * are required; `version` must be 1 when given; `neurons`, when given, must be what the cores cover; `network`,
  * `seed`, `placer` and `chip.name` record how the placement was made and are checked for type (and for `placer`,
@@ -630,7 +609,7 @@ int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb)
     sm__jpush_key(&cx, "chip");
     if (!json_is_object(chip)) {
         rc = sm__jerr(&cx, SM_EPARSE, "must be an object {name, width, height, cores_per_tile}, not %s",
-                      sm__pl_type(chip));
+                      sm__jtype(chip));
         goto out;
     }
     const char *cname;

@@ -193,7 +193,7 @@ expect_fail "a listed weight beyond a 32-bit float" \
     '^spikemesh run: w-big\.json:1:[0-9]+: projections\[0\]\.connect\.weights_mV\[1\]: weight 4e\+38 does not fit a 32-bit float$' -- run w-big.json
 printf '{"populations": [{"name": "a", "size": 2}], "projections": [{"pre": "a", "post": "a", "connect": {"rule": "list", "pairs": [[0, 1], [1, 0]], "weights_mV": [1, "x"]}}]}\n' >"$T/w-str.json"
 expect_fail "a listed weight that is a string" \
-    '^spikemesh run: w-str\.json:1:[0-9]+: projections\[0\]\.connect\.weights_mV\[1\]: a weight must be a number$' -- run w-str.json
+    '^spikemesh run: w-str\.json:1:[0-9]+: projections\[0\]\.connect\.weights_mV\[1\]: a weight must be a number, not a string$' -- run w-str.json
 
 printf '{"populations": [{"name": "a", "size": 30000}], "projections": [{"pre": "a", "post": "a", "connect": {"rule": "all_to_all"}}]}\n' >"$T/a2a.json"
 expect_fail "9e8 synapses on a chip that holds 4e6: refused before generating them" \
