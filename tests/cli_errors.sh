@@ -1009,6 +1009,19 @@ why=$(why_crashed)
     && why="latency and hops are not null"
 report "traffic: no packet delivered (JSON)" "$why"
 
+# Output to a stdout that cannot be written (a full disk): exit 2 with a message, not 0.
+if [ -w /dev/full ]; then
+    for c in "run good.json --no-progress --json" "info good.json --json" "presets --json" "presets" \
+        "traffic --rate 0.01 --cycles 200 --json" "run good.json --no-progress"; do
+        # shellcheck disable=SC2086
+        $TIMEOUT "$SPIKEMESH" $c >/dev/full 2>"$T/.err" </dev/null
+        rc=$?
+        if [ "$rc" -eq 2 ] && grep -q "cannot write" "$T/.err"; then why=""; else why="exit status $rc"; fi
+        : >"$T/.out"
+        report "$c > /dev/full" "$why"
+    done
+fi
+
 # ---------------------------------------------------------------------------------------------------
 # Help.
 

@@ -83,9 +83,13 @@ int sm_cli_put_json(const char *cmd, json_t *o)
     json_decref(o);
     if (!txt) {
         fprintf(stderr, "spikemesh %s: cannot write the JSON (out of memory?)\n", cmd);
-        return 1;
+        return SM_EXIT_BADINPUT;
     }
-    puts(txt);
+    int bad = puts(txt) == EOF || fflush(stdout) != 0;
     free(txt);
+    if (bad) {
+        fprintf(stderr, "spikemesh %s: cannot write the JSON to stdout: %s\n", cmd, strerror(errno));
+        return SM_EXIT_BADINPUT;
+    }
     return 0;
 }

@@ -16,8 +16,8 @@ int sm_cli_u64(const char *cmd, const char *opt, const char *arg, uint64_t *out)
 
 struct json_t;
 /* --json of info, map, traffic and train: prints o compactly, in insertion order, on one line of stdout and
- * releases it. Returns 0, or 1 (the exit status) when it cannot (NULL, or a value JSON cannot hold), said on
- * stderr as "spikemesh CMD: cannot write the JSON (out of memory?)". */
+ * releases it. Returns 0, or 2 (the exit status, docs/outputs.md) when it cannot (NULL, or stdout cannot be
+ * written), said on stderr. */
 int sm_cli_put_json(const char *cmd, struct json_t *o);
 
 /* NETWORK argument of run, info and map: a NIR graph (.nir, with step dt_ms, default 1 ms), a network JSON file

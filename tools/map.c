@@ -221,7 +221,7 @@ int sm_cmd_map(int argc, char **argv)
         if (sm_cli_put_json("map", o) != 0) {
             sm_deploy_free(&dep);
             sm_net_free(&net);
-            return 1;
+            return SM_EXIT_BADINPUT;
         }
     } else {
         printf("spikemesh map: %s on %s (%ux%u tiles x %u cores), placer %s, seed %llu\n", net.name, chip.name,

@@ -381,9 +381,12 @@ static int sm_cmd_run(int argc, char **argv)
     const sm_stats_t *st = sm_sim_stats(sim);
     if (cli.json) {
         char *txt = sm_sim_summary_json(sim, 0);
-        if (txt)
-            puts(txt);
+        const int oom = !txt, bad = oom || puts(txt) == EOF || fflush(stdout) != 0;
         free(txt);
+        if (bad) {
+            fprintf(stderr, "spikemesh run: cannot write the JSON summary to stdout%s\n", oom ? " (out of memory)" : "");
+            goto done;
+        }
     } else {
         double secs = (double)st->steps * net.dt * 1e-3;
         const uint64_t *ps = sm_sim_pop_spikes(sim);
@@ -531,7 +534,7 @@ static int sm_cmd_info(int argc, char **argv)
         if (sm_cli_put_json("info", o) != 0) {
             sm_deploy_free(&dep);
             sm_net_free(&net);
-            return 1;
+            return SM_EXIT_BADINPUT;
         }
     } else {
         printf("spikemesh info: %s on %s (%ux%u tiles x %u cores), seed %llu\n", net.name, chip.name, chip.width,
@@ -609,6 +612,10 @@ static int sm__main(int argc, char **argv);
 int main(int argc, char **argv)
 {
     int rc = sm__main(argc, argv);
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) { /* a full disk, a closed pipe: not a success */
+        fprintf(stderr, "spikemesh: cannot write to stdout: %s\n", strerror(errno));
+        rc = EXIT_BADINPUT;
+    }
     if (sm_net_nir_broken()) { /* libhdf5 crashed on a damaged file: its clean-up at exit would crash again */
         fflush(stdout);
         fflush(stderr);

@@ -413,7 +413,7 @@ int sm_cmd_traffic(int argc, char **argv)
         if (sm_cli_put_json("traffic", o) != 0) {
             json_decref(rows);
             free(lat);
-            return 1;
+            return SM_EXIT_BADINPUT;
         }
     }
     json_decref(rows);

@@ -1362,7 +1362,7 @@ int sm_cmd_train(int argc, char **argv)
             json_object_set_new(o, "seconds_to_93", json_real(reach_wall));
         }
         if (sm_cli_put_json("train", o) != 0) { /* the outputs are written: they stay */
-            status = 1;
+            status = SM_EXIT_BADINPUT;
             made_out = 0;
             goto done;
         }
