@@ -110,6 +110,14 @@ refuse() {
         ok "$name"
     fi
 }
+# An output whose name a directory takes is refused before training: nothing is written or renamed.
+mkdir -p "$tmp/blk/traffic.json"
+echo "older" >"$tmp/blk/learning_curve.csv"
+refuse "--out where a directory takes traffic.json" \
+    "^spikemesh train: --out '.*blk': cannot write traffic\.json: a directory has that name$" pattern --iterations 1 --out "$tmp/blk"
+check "--out where a directory takes traffic.json: nothing else written" \
+    [ "$(ls -A "$tmp/blk" | tr '\n' ' ')" = "learning_curve.csv traffic.json " ]
+check "--out where a directory takes traffic.json: the older file is untouched" grep -qx older "$tmp/blk/learning_curve.csv"
 # Networks that cannot fit are refused from their sizes before the weights are made (n_rec 5000 took a minute and
 # gigabytes; the timeout kills that); the mesh named for a preset is --chip PRESET:WxH, not a chip file's "mesh".
 printf '{"task": "pattern", "n_rec": 5000, "steps": 10, "iterations": 1}' >"$tmp/big.json"

@@ -370,10 +370,31 @@ static char *sm__join(const char *dir, const char *name, const char *ext)
 
 /* Writes the n outputs all or none: each text to DIR/NAME.part, and only when all are written renames them to
  * DIR/NAME; on failure the .part files are removed. */
+/* What train --out writes. */
+static const char *const sm__out_files[4] = {"learning_curve.csv", "learning_curve.svg", "trained_network.json",
+                                             "traffic.json"};
+
+/* The first of the n outputs in dir whose final name a directory takes (-1: none): it could not be renamed into
+ * place, so it is refused before anything is written. */
+static int sm__blocked(const char *dir, const char *const *names, int n)
+{
+    for (int k = 0; k < n; k++) {
+        char *fin = sm__join(dir, names[k], "");
+        struct stat st;
+        int isdir = fin && stat(fin, &st) == 0 && S_ISDIR(st.st_mode);
+        free(fin);
+        if (isdir)
+            return k;
+    }
+    return -1;
+}
+
 static int sm__write_all(const char *dir, const char *const *names, char *const *texts, const size_t *lens, int n,
                          sm_errbuf_t *eb)
 {
-    int rc = 0, k, written = 0;
+    int rc = 0, k, written = 0, blocked = sm__blocked(dir, names, n);
+    if (blocked >= 0)
+        return sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: a directory has that name", dir, names[blocked]);
     for (k = 0; k < n && rc == 0; k++) {
         char *part = sm__join(dir, names[k], ".part");
         FILE *f = part ? fopen(part, "wb") : NULL;
@@ -1150,6 +1171,16 @@ int sm_cmd_train(int argc, char **argv)
         sm_eprop_net_free(&net);
         return SM_EXIT_BADINPUT;
     }
+    int blocked = out ? sm__blocked(out, sm__out_files, 4) : -1;
+    if (blocked >= 0) {
+        fprintf(stderr, "spikemesh train: --out '%s': cannot write %s: a directory has that name\n", out,
+                sm__out_files[blocked]);
+        free(txt);
+        sm_deploy_free(&dep);
+        sm_net_free(&cnet);
+        sm_eprop_net_free(&net);
+        return SM_EXIT_BADINPUT;
+    }
     /* made_out: this run made the folder, and removes it again (when still empty) if training fails. */
     if (out && mkdir(out, 0777) == 0)
         made_out = 1;
@@ -1313,8 +1344,7 @@ int sm_cmd_train(int argc, char **argv)
     uint32_t bx = tf.busy_dir >= 0 ? tf.busy_tile % dep.mesh.width : 0, by = tf.busy_dir >= 0 ? tf.busy_tile / dep.mesh.width : 0;
     static const char *const dirn[SM_NDIRS] = {"E", "N", "W", "S"};
     if (out) {
-        static const char *const names[4] = {"learning_curve.csv", "learning_curve.svg", "trained_network.json",
-                                             "traffic.json"};
+        const char *const *names = sm__out_files;
         char *texts[4];
         size_t lens[4] = {0, 0, 0, 0};
         texts[0] = sm__curve_csv(&cv, cls, &lens[0]);
