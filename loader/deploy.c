@@ -891,12 +891,10 @@ int sm_deploy_build_ex(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed
             return sm_errorf(eb, SM_ENOFIT,
                              "network '%s' does not fit chip '%s': its about %.3g synapses need about %.3g bytes of "
                              "synapse memory, more than the %.3g bytes of all its %.0f cores together (%llu bytes "
-                             "each); at least %.0f cores are needed (a mesh of %.0fx%.0f tiles of %u cores or more)",
+                             "each); the synapse memory alone needs at least %.0f cores (other limits, such as a "
+                             "core's fan-in, may need more, or no mesh at all)",
                              net->name, chip->name, est, need, have, cores,
-                             (unsigned long long)chip->synapse_memory, ceil(need / (double)chip->synapse_memory),
-                             ceil(sqrt(ceil(need / (double)chip->synapse_memory) / chip->cores_per_tile)),
-                             ceil(sqrt(ceil(need / (double)chip->synapse_memory) / chip->cores_per_tile)),
-                             chip->cores_per_tile);
+                             (unsigned long long)chip->synapse_memory, ceil(need / (double)chip->synapse_memory));
     }
     sm_placer_t placer = opts ? opts->placer : SM_PLACE_ORDER;
     d->placer = placer;

@@ -197,7 +197,7 @@ expect_fail "a listed weight that is a string" \
 
 printf '{"populations": [{"name": "a", "size": 30000}], "projections": [{"pre": "a", "post": "a", "connect": {"rule": "all_to_all"}}]}\n' >"$T/a2a.json"
 expect_fail "9e8 synapses on a chip that holds 4e6: refused before generating them" \
-    "^spikemesh info: a2a\\.json: network 'network' does not fit chip 'loihi': its about 9e\\+08 synapses need about 3\\.6e\\+09 bytes of synapse memory, more than the 1\\.68e\\+07 bytes of all its 128 cores together \\(131072 bytes each\\); at least 27466 cores are needed \\(a mesh of 83x83 tiles of 4 cores or more\\)$" \
+    "^spikemesh info: a2a\\.json: network 'network' does not fit chip 'loihi': its about 9e\\+08 synapses need about 3\\.6e\\+09 bytes of synapse memory, more than the 1\\.68e\\+07 bytes of all its 128 cores together \\(131072 bytes each\\); the synapse memory alone needs at least 27466 cores \\(other limits, such as a core's fan-in, may need more, or no mesh at all\\)$" \
     -- info a2a.json
 
 mk malformed.json <<'EOF'
