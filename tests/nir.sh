@@ -106,6 +106,16 @@ for prec in double single; do
     check "braille $prec: nested, 4 threads = flat, 1 thread" cmp -s "$tmp/$a.1.$prec/spikes.csv" "$tmp/$b.4.$prec/spikes.csv"
 done
 
+# A graph whose file name is not UTF-8 (Latin-1 'caf\351.nir'): the network's name, taken from it, is made valid
+# UTF-8, so --json is still valid JSON.
+latin="$tmp/$(printf 'caf\351').nir"
+cp "$shared/lif_norse.nir" "$latin"
+"$SPIKEMESH" run "$latin" --duration 5 --json --no-progress >"$tmp/latin.json" 2>"$tmp/latin.err"
+check "a graph under a Latin-1 file name: exits 0" [ $? -eq 0 ]
+check "a graph under a Latin-1 file name: --json is valid JSON naming it caf?.nir" python3 -c \
+    'import json, sys; d = json.load(open(sys.argv[1], encoding="utf-8")); assert d["network"] == "caf?.nir", d["network"]' \
+    "$tmp/latin.json"
+
 # ---- refused ----
 expect2 "cnn_sinabs.nir: Conv2d, SumPool2d, Flatten named" \
     '^spikemesh run: .*cnn_sinabs\.nir: /node/nodes/0: node "0" has type Conv2d, which spikemesh does not import \(nor .*SumPool2d.*Flatten' \

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "spikemesh/spikemesh.h"
 #include "tests/unit.h"
 
@@ -24,6 +26,50 @@ static const char *const good_net =
     "     \"weights_mV\": [1.5, 2.5, 3.5]}}\n"
     "  ]\n"
     "}\n";
+
+/* sm_utf8_copy: hand-made cases, then random bytes, whose copies jansson (which validates UTF-8 on its own) must
+ * take as strings. */
+static void test_utf8_copy(void)
+{
+    static const struct {
+        const char *in, *out;
+        size_t size;
+        int changed;
+    } cases[] = {
+        {"abc", "abc", 8, 0},
+        {"caf\xc3\xa9", "caf\xc3\xa9", 8, 0},
+        {"caf\xc3\xa9", "caf", 5, 1},            /* the two-byte character does not fit whole */
+        {"caf\xe9", "caf?", 8, 1},                 /* Latin-1, not UTF-8 */
+        {"\xc0\xaf", "??", 8, 1},                  /* overlong */
+        {"\xed\xa0\x80", "???", 8, 1},             /* a surrogate */
+        {"\xf0\x9f\x98\x80!", "\xf0\x9f\x98\x80!", 8, 0}, /* U+1F600 */
+        {"\xf4\x90\x80\x80", "????", 8, 1},        /* past U+10FFFF */
+        {"a\xe2\x82", "a??", 8, 1},                /* cut short */
+        {"", "", 1, 0},
+        {"x", "", 1, 1},
+    };
+    char buf[64];
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int changed = sm_utf8_copy(buf, cases[k].size, cases[k].in);
+        CU_ASSERT_STRING_EQUAL(buf, cases[k].out);
+        CU_ASSERT_EQUAL(changed, cases[k].changed);
+    }
+    uint64_t x = 88172645463325252ull;
+    int bad = 0;
+    for (int t = 0; t < 20000; t++) {
+        char in[24];
+        for (int i = 0; i < 23; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            in[i] = (char)(x % 255 + 1); /* no NUL inside */
+        }
+        in[23] = '\0';
+        sm_utf8_copy(buf, 1 + (size_t)(x >> 59), in); /* sizes 1 to 32 */
+        json_t *j = json_string(buf);
+        bad |= !j;
+        json_decref(j);
+    }
+    CU_ASSERT_FALSE(bad);
+}
 
 static void test_parse_good(void)
 {
@@ -317,6 +363,7 @@ int sm_test_loader_register(void)
 {
     CU_pSuite s = CU_add_suite("loader", NULL, NULL);
     if (!s || !CU_add_test(s, "parse a network with every rule", test_parse_good) ||
+        !CU_add_test(s, "names copied as valid UTF-8 (sm_utf8_copy)", test_utf8_copy) ||
         !CU_add_test(s, "errors located as file:line:column", test_parse_errors) ||
         !CU_add_test(s, "connectivity statistics and chip independence", test_connectivity) ||
         !CU_add_test(s, "partition respects per-core limits", test_partition_limits) ||

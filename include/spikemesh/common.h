@@ -48,22 +48,42 @@ int sm_errorf(sm_errbuf_t *eb, int code, const char *fmt, ...)
 #endif
     ;
 
-/* Copies the longest prefix of the UTF-8 text src that fits in size bytes with its terminating NUL into dst,
- * never cutting a character in two (a cut character would make the JSON outputs invalid); returns 1 if it cut
- * src short, else 0. size must be at least 1. */
+/* Copies src into dst (size bytes with the terminating NUL, size at least 1) as valid UTF-8: a byte that does
+ * not start a well-formed character (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF)
+ * becomes '?', and the copy stops before a character that would not fit whole (text that is not valid UTF-8
+ * would make every JSON output invalid). Returns 1 if it changed or cut src, else 0. */
 static inline int sm_utf8_copy(char *dst, size_t size, const char *src)
 {
-    size_t n = 0;
-    while (src[n] && n + 1 < size)
-        n++;
-    const int cut = src[n] != '\0';
-    if (cut) /* back to the start of the character at the cut: drop its lead and continuation bytes */
-        while (n > 0 && ((unsigned char)src[n] & 0xC0u) == 0x80u)
-            n--;
-    for (size_t i = 0; i < n; i++)
-        dst[i] = src[i];
-    dst[n] = '\0';
-    return cut;
+    const unsigned char *u = (const unsigned char *)src;
+    size_t i = 0, o = 0;
+    int changed = 0;
+    while (u[i]) {
+        unsigned c = u[i];
+        size_t len = c < 0x80                  ? 1
+                     : c >= 0xC2 && c <= 0xDF ? 2
+                     : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4
+                                              : 0;
+        unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        for (size_t k = 1; k < len; k++)
+            if (u[i + k] < (k == 1 ? lo : 0x80) || u[i + k] > (k == 1 ? hi : 0xBF))
+                len = 0; /* also stops at the NUL */
+        if (o + (len ? len : 1) >= size) {
+            changed = 1;
+            break;
+        }
+        if (len == 0) {
+            dst[o++] = '?';
+            i++;
+            changed = 1;
+            continue;
+        }
+        for (size_t k = 0; k < len; k++)
+            dst[o++] = (char)u[i + k];
+        i += len;
+    }
+    dst[o] = '\0';
+    return changed;
 }
 
 /* Random streams: every random number is a pure function of (seed, stream, a, b, counter), so results do
