@@ -1,5 +1,6 @@
 /* cores/lif.c: leaky integrate-and-fire neurons with current-based exponential synapses and their variants,
  * integrated exactly per step; Poisson sources and spike sources that replay a list. */
+#include <float.h>
 #include <math.h>
 
 #include "spikemesh/core.h"
@@ -27,11 +28,12 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
     b = 1.0 / p->tau_i;
     x = (a - b) * dt;
     c->ci = c->pm * a * dt * (x == 0.0 ? 1.0 : expm1(x) / x);
-    /* a membrane far faster than the step (dt / tau_m beyond ~700): pm underflows to 0 and expm1(x) / x overflows;
-     * the same integral written as a (exp(-b dt) - pm) / (a - b) stays finite */
-    if (!isfinite(c->ce))
+    /* a membrane far faster than the step (dt / tau_m beyond ~708): pm underflows (to a subnormal, where the
+     * product above loses its precision, then to 0, where expm1(x) / x overflows); the same integral written as
+     * a (exp(-b dt) - pm) / (a - b) stays finite and precise */
+    if (!isfinite(c->ce) || c->pm < DBL_MIN)
         c->ce = a * (c->pe - c->pm) / (a - 1.0 / p->tau_e);
-    if (!isfinite(c->ci))
+    if (!isfinite(c->ci) || c->pm < DBL_MIN)
         c->ci = a * (c->pi - c->pm) / (a - 1.0 / p->tau_i);
     c->v_inf = p->v_rest + p->i_bias;
     if (!isfinite(c->v_inf))

@@ -1,5 +1,6 @@
 /* tests/test_lif.c: LIF neurons against closed-form solutions: membrane trajectory and spike steps under
  * constant drive, refractoriness, synaptic current decay and the membrane's response to one synaptic event. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,13 +210,13 @@ static void test_consts(void)
     CU_ASSERT_EQUAL(sm_lif_consts(&base_params, 0.0, &c, NULL), SM_EINVAL);
     /* A membrane 1000 (and 1e196) times faster than the step: exp(-dt / tau_m) underflows to 0 and the PSP factor
      * is a (exp(-dt / tau_s) - 0) / (a - 1 / tau_s), a = 1 / tau_m (it came out NaN: no spikes, no message). */
-    const double fast[2] = {1e-4, 1e-200};
-    for (int k = 0; k < 2; k++) {
+    const double fast[3] = {1e-4, 1e-200, 0.1 / 739}; /* the last: exp(-dt / tau_m) is subnormal, not 0 */
+    for (int k = 0; k < 3; k++) {
         p = base_params;
         p.tau_m = fast[k];
         CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), 0);
         double a = 1.0 / fast[k];
-        CU_ASSERT(c.pm == 0.0);
+        CU_ASSERT(k < 2 ? c.pm == 0.0 : c.pm > 0.0 && c.pm < DBL_MIN);
         CU_ASSERT(sm_test_relerr(c.ce, a * exp(-0.1 / 5.0) / (a - 1.0 / 5.0)) < 1e-12);
         CU_ASSERT(sm_test_relerr(c.ci, a * exp(-0.1 / 10.0) / (a - 1.0 / 10.0)) < 1e-12);
     }
