@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1572,22 +1573,30 @@ out:
 }
 
 /* libhdf5 trusts some of the file's internal addresses and sizes: on a damaged file (one flipped byte in a
- * variable-length string's heap, say) it can read outside its buffers and crash. While this thread reads a NIR
+ * variable-length string's heap, say) it can read outside its buffers and crash. While a thread reads a NIR
  * file, a SIGSEGV or SIGBUS it raises comes back here as an error instead of killing the process; libhdf5's own
  * state is then left as it was (its open objects stay open), so a program should not read more HDF5 files after
- * this error. A fault on any other thread, or outside the read, gets the previous handler. */
+ * this error. The handlers are installed while any thread reads (a count under a lock) and the previous ones
+ * restored after the last; a fault on a thread that is not reading goes to the previous handler. The fuzzers
+ * build without the guard (SM_NO_H5_GUARD), so that a crash there stays a crash. */
+#ifndef SM_NO_H5_GUARD
 static _Thread_local sigjmp_buf sm__h5_jmp;
-static _Thread_local volatile sig_atomic_t sm__h5_guarded;
+static _Thread_local volatile sig_atomic_t sm__h5_guarded, sm__h5_sig;
 static struct sigaction sm__h5_old[2];
+static pthread_mutex_t sm__h5_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned sm__h5_readers;
+#endif
 static volatile sig_atomic_t sm__h5_broken;
 
 int sm_net_nir_broken(void) { return sm__h5_broken != 0; }
 
+#ifndef SM_NO_H5_GUARD
 static void sm__h5_fault(int sig, siginfo_t *info, void *ctx)
 {
     if (sm__h5_guarded) {
         sm__h5_guarded = 0;
-        siglongjmp(sm__h5_jmp, sig);
+        sm__h5_sig = sig;
+        siglongjmp(sm__h5_jmp, 1);
     }
     const struct sigaction *o = &sm__h5_old[sig == SIGBUS];
     if (o->sa_flags & SA_SIGINFO) {
@@ -1599,23 +1608,32 @@ static void sm__h5_fault(int sig, siginfo_t *info, void *ctx)
         raise(sig);
     }
 }
+#endif
 
 static int sm__load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *eb);
 
 int sm_net_load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *eb)
 {
-    struct sigaction sa, old[2];
+    memset(net, 0, sizeof *net);
+#ifdef SM_NO_H5_GUARD
+    return sm__load_nir(path, dt_ms, net, eb);
+#else
+    struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = sm__h5_fault;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    memset(net, 0, sizeof *net);
-    if (sigaction(SIGSEGV, &sa, &old[0]) != 0 || sigaction(SIGBUS, &sa, &old[1]) != 0)
+    pthread_mutex_lock(&sm__h5_lock);
+    int ok = 1;
+    if (sm__h5_readers == 0)
+        ok = sigaction(SIGSEGV, &sa, &sm__h5_old[0]) == 0 && sigaction(SIGBUS, &sa, &sm__h5_old[1]) == 0;
+    if (ok)
+        sm__h5_readers++;
+    pthread_mutex_unlock(&sm__h5_lock);
+    if (!ok)
         return sm__load_nir(path, dt_ms, net, eb);
-    if (old[0].sa_sigaction != sm__h5_fault) /* not a nested or concurrent read's */
-        memcpy(sm__h5_old, old, sizeof old);
-    int rc, sig = sigsetjmp(sm__h5_jmp, 1);
-    if (sig == 0) {
+    int rc;
+    if (sigsetjmp(sm__h5_jmp, 1) == 0) {
         sm__h5_guarded = 1;
         rc = sm__load_nir(path, dt_ms, net, eb);
         sm__h5_guarded = 0;
@@ -1623,13 +1641,16 @@ int sm_net_load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *
         sm__h5_broken = 1;
         memset(net, 0, sizeof *net);
         rc = sm_errorf(eb, SM_EPARSE, "%s: the HDF5 library failed on this file (%s while reading it): the file "
-                                      "is damaged", path, sig == SIGBUS ? "bus error" : "invalid memory access");
+                                      "is damaged", path, sm__h5_sig == SIGBUS ? "bus error" : "invalid memory access");
     }
-    if (old[0].sa_sigaction != sm__h5_fault) {
-        sigaction(SIGSEGV, &old[0], NULL);
-        sigaction(SIGBUS, &old[1], NULL);
+    pthread_mutex_lock(&sm__h5_lock);
+    if (--sm__h5_readers == 0) {
+        sigaction(SIGSEGV, &sm__h5_old[0], NULL);
+        sigaction(SIGBUS, &sm__h5_old[1], NULL);
     }
+    pthread_mutex_unlock(&sm__h5_lock);
     return rc;
+#endif
 }
 
 static int sm__load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *eb)
