@@ -10,7 +10,8 @@
 static const char *const sm__palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
                                           "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
 
-/* XML text: escapes the five special characters. */
+/* XML text: escapes the five special characters; control characters, which XML 1.0 does not allow even
+ * escaped (tab, newline and carriage return aside), become '?'. */
 static void sm__xml(FILE *f, const char *s)
 {
     for (; *s; s++) {
@@ -20,8 +21,23 @@ static void sm__xml(FILE *f, const char *s)
         case '&': fputs("&amp;", f); break;
         case '"': fputs("&quot;", f); break;
         case '\'': fputs("&apos;", f); break;
-        default: fputc(*s, f);
+        case '\t': case '\n': case '\r': fputc(*s, f); break;
+        default: fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
         }
+    }
+}
+
+/* A JSON string's contents: quotes, backslashes and control characters escaped. */
+static void sm__json_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
     }
 }
 
@@ -203,7 +219,8 @@ int sm__write_vcd(sm_sim_t *s, const char *path)
     uint64_t dt_ns = (uint64_t)llround(net->dt * 1e6);
     char id[8];
     fprintf(f, "$version spikemesh %s $end\n$comment network ", "0.1.0");
-    fputs(net->name, f);
+    for (const char *c = net->name; *c; c++) /* a '$' could spell the $end that closes the comment */
+        fputc(*c == '$' ? '_' : *c, f);
     fprintf(f, ": one wire per probed neuron, high for the step in which it spikes $end\n");
     fprintf(f, "$timescale 1 ns $end\n$scope module spikemesh $end\n");
     for (uint32_t k = 0; k < s->nprobes; k++) {
@@ -282,12 +299,12 @@ int sm__write_trace(sm_sim_t *s, const char *path)
         return -1;
     uint32_t nc = tr->ncores;
     fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"network\":\"");
-    for (const char *c = s->net->name; *c; c++)
-        fprintf(f, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
+    sm__json_text(f, s->net->name);
     fprintf(f, "\",\"steps_traced\":%llu,\"cores_traced\":%u,\"cores\":%u,\"time\":\"modelled chip time\"},"
                "\"traceEvents\":[\n", (unsigned long long)tr->nsteps, nc, d->ncores);
-    fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":0,\"args\":{\"name\":\"chip %s\"}}",
-            d->chip.name);
+    fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":0,\"args\":{\"name\":\"chip ");
+    sm__json_text(f, d->chip.name);
+    fprintf(f, "\"}}");
     for (uint32_t c = 0; c < nc; c++)
         fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"args\":{\"name\":\"core %u "
                    "tile (%u,%u)\"}}", c + 1, c, d->cores[c].tile % d->chip.width, d->cores[c].tile / d->chip.width);

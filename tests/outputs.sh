@@ -117,4 +117,23 @@ PY
 else
     echo "ok - # SKIP Chromium is not installed: traffic.svg not rendered"
 fi
+# Names with control characters and a '$end' (the network's and the chip's): every output stays well-formed.
+printf '{"name": "we\\tird\\u0001 $end <&>", "duration_ms": 5, "populations": [{"name": "a", "size": 50, "v_init_mV": [-60, -50]}],
+ "projections": [{"pre": "a", "post": "a", "connect": {"rule": "bernoulli", "p": 0.2}, "weight_mV": 1.0}]}\n' >"$tmp/odd.json"
+printf '{"name": "chip\\t\\u0007", "mesh": {"width": 2, "height": 2}, "cores_per_tile": 2,
+ "core": {"max_neurons": 64, "synapse_memory_bytes": 65536}, "router": {"table_entries": 256}}\n' >"$tmp/oddchip.json"
+"$SPIKEMESH" run "$tmp/odd.json" --chip "$tmp/oddchip.json" --mesh-model cycle --out "$tmp/odd" --no-progress >/dev/null 2>&1
+check "odd names: run exits 0" [ $? -eq 0 ]
+check "odd names: summary.json, traffic.json and trace.json parse, raster.svg and traffic.svg are XML, the VCD comment ends once" \
+    python3 - "$tmp/odd" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+d = sys.argv[1]
+for f in ("summary.json", "traffic.json", "trace.json"):
+    json.load(open(d + "/" + f, encoding="utf-8"))
+for f in ("raster.svg", "traffic.svg"):
+    ET.parse(d + "/" + f)
+head = open(d + "/spikes.vcd", encoding="utf-8").read().split("$timescale")[0]
+assert head.count("$end") == 2, head
+PY
+
 finish
