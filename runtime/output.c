@@ -348,6 +348,10 @@ int sm_sim_write_outputs(sm_sim_t *s, sm_errbuf_t *eb)
         if (s->out_on[k] && rename(s->out_part[k], s->out_final[k]) != 0)
             rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot rename %s into place: %s", s->opts.out_dir,
                            s->out_final[k], strerror(errno));
+    for (int k = 0; k < SM__NOUT && rc == 0; k++) /* an earlier run's output that this run does not write (trace.json
+                                                  * of a --timing run, say) would not describe this run */
+        if (!s->out_on[k])
+            (void)remove(s->out_final[k]);
     if (rc)
         sm__out_abort(s);
     return rc;

@@ -136,4 +136,10 @@ head = open(d + "/spikes.vcd", encoding="utf-8").read().split("$timescale")[0]
 assert head.count("$end") == 2, head
 PY
 
+# A run into a folder where a cycle-level run wrote trace.json and latency.csv: those describe the older run
+# and go, the rest is replaced.
+"$SPIKEMESH" run cuba:1000 --duration 5 --out "$tmp/odd" --no-progress >/dev/null 2>&1
+check "a plain run after a cycle-level one in the same --out: no trace.json or latency.csv of the older run left" \
+    [ ! -e "$tmp/odd/trace.json" -a ! -e "$tmp/odd/latency.csv" -a -s "$tmp/odd/spikes.vcd" ]
+
 finish
