@@ -901,7 +901,9 @@ int sm_deploy_build_ex(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed
     d->compress_all = opts ? opts->compress_all : 0;
     if ((rc = sm__connect(net, seed, d, eb)) != 0)
         goto fail;
+    d->est_hops_order = d->est_hops = -1; /* not computed */
     if (opts && opts->placement) {
+        d->placer = opts->placement->placer; /* what placed the cores of the file */
         if ((rc = sm__placement_apply(net, chip, opts->placement, d, eb)) != 0)
             goto fail;
     } else {

@@ -601,6 +601,7 @@ int sm_placement_load(const char *path, sm_placement_t *p, sm_errbuf_t *eb)
         rc = sm__jerr(&cx, SM_EPARSE, "unknown placer \"%.40s\" (known: order, greedy, bisect)", str);
         goto out;
     }
+    p->placer = placer;
     json_t *chip = json_object_get(root, "chip");
     if (!chip) {
         rc = sm__jerr(&cx, SM_EPARSE, "missing required field \"chip\"");

@@ -121,6 +121,16 @@ check "run --placement exits 0" [ $? -eq 0 ]
 check "run --placement gives the same spikes" cmp -s "$tmp/r_order/spikes.csv" "$tmp/r_bis/spikes.csv"
 check "the bisection placement measures fewer hops than in order" \
     [ "$(json_num "$tmp/r_bis.json" hops)" -lt "$(json_num "$tmp/r_order.json" hops)" ]
+check "run --placement: summary.json names the placer of the file, bisect, and estimates nothing" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["placer"] == "bisect", d["placer"]
+assert "estimated_pair_hops" not in d, d["estimated_pair_hops"]' "$tmp/r_bis/summary.json"
+"$SPIKEMESH" run cluster:12000 --chip loihi:8x8 --duration 10 --placement "$tmp/pl_bisect.json" --placer greedy \
+    >"$tmp/r_both.out" 2>"$tmp/r_both.err"
+check "run --placement with --placer is refused" sh -c \
+    '[ "$1" -eq 2 ] && [ ! -s "$2" ] && grep -q "^spikemesh run: --placer does not apply with --placement" "$3"' \
+    sh $? "$tmp/r_both.out" "$tmp/r_both.err"
 
 # --profile: time per phase for every thread, totals and the median step
 "$SPIKEMESH" run cuba:3000 --duration 100 --threads 3 --profile --json >"$tmp/prof.json" 2>&1

@@ -122,6 +122,7 @@ static void sm_print_count(const char *label, uint64_t v)
 typedef struct {
     const char *network, *chip, *out, *input, *placement;
     sm_placer_t placer;
+    int placer_given; /* --placer on the command line */
     double duration, dt;
     uint64_t seed;
     uint64_t threads;
@@ -219,6 +220,7 @@ static int sm_cli_parse(int argc, char **argv, sm_cli_t *cli, int allow_run_opts
             cli->profile = 1;
             break;
         case O_PLACER:
+            cli->placer_given = 1;
             if (sm_placer_parse(optarg, &cli->placer) != 0) {
                 fprintf(stderr, "spikemesh %s: --placer '%s': unknown (known: order, greedy, bisect)\n", argv[0],
                         optarg);
@@ -329,6 +331,12 @@ static int sm_cmd_run(int argc, char **argv)
         return EXIT_BADINPUT;
     }
     sm_placement_t pl = {0};
+    if (cli.placement && cli.placer_given) {
+        fprintf(stderr, "spikemesh run: --placer does not apply with --placement: the placement file says where "
+                        "the cores go (it records the placer that made it)\n");
+        sm_net_free(&net);
+        return EXIT_BADINPUT;
+    }
     if (cli.placement && sm_placement_load(cli.placement, &pl, &eb) != 0) {
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);
         sm_net_free(&net);

@@ -186,6 +186,7 @@ typedef struct {
     uint32_t *first, *count, *tile, *slot;
     char chip[SM_NAME_MAX];
     uint32_t width, height, cores_per_tile;
+    sm_placer_t placer; /* the placer that made it (the file's "placer"; order when absent) */
 } sm_placement_t;
 void sm_placement_free(sm_placement_t *p);
 
