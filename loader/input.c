@@ -63,20 +63,29 @@ int sm_net_load_input(sm_net_t *net, const char *path, sm_errbuf_t *eb)
     int rc = 0;
     while (rc == 0 && (len = getline(&line, &lcap, f)) != -1) {
         ln++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        if (len > 0 && line[len - 1] == '\n') /* one line ending: \n or \r\n */
             line[--len] = '\0';
+        if (len > 0 && line[len - 1] == '\r')
+            line[--len] = '\0';
+        char shown[41]; /* the line as messages quote it: its first 40 bytes, control bytes and NULs as '?' */
+        {
+            size_t k = 0;
+            for (; k < 40 && k < (size_t)len; k++)
+                shown[k] = (unsigned char)line[k] < 0x20 || line[k] == 0x7f ? '?' : line[k];
+            shown[k] = '\0';
+        }
         if (ln == 1) {
             if (strcmp(line, "step,neuron") != 0)
-                rc = sm_errorf(eb, SM_EPARSE, "%s:1: the first line must be the header \"step,neuron\", got \"%.40s\"",
-                               path, line);
+                rc = sm_errorf(eb, SM_EPARSE, "%s:1: the first line must be the header \"step,neuron\", got \"%s\"",
+                               path, shown);
             continue;
         }
         const char *s = line;
         uint64_t step, neuron;
         if ((size_t)len != strlen(line) || sm__digits(&s, &step) != 0 || *s++ != ',' ||
             sm__digits(&s, &neuron) != 0 || *s != '\0') {
-            rc = sm_errorf(eb, SM_EPARSE, "%s:%llu: expected STEP,NEURON (two whole numbers below 2^63), got \"%.40s\"",
-                           path, (unsigned long long)ln, line);
+            rc = sm_errorf(eb, SM_EPARSE, "%s:%llu: expected STEP,NEURON (two whole numbers below 2^63), got \"%s\"",
+                           path, (unsigned long long)ln, shown);
             break;
         }
         if (neuron >= nin) {

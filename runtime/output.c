@@ -339,9 +339,12 @@ int sm_sim_write_outputs(sm_sim_t *s, sm_errbuf_t *eb)
     free(summary);
     static int (*const writers[])(sm_sim_t *, const char *) = {sm__write_raster, sm__write_traffic_svg,
                                                                sm__write_vcd, sm__write_trace, sm__write_latency};
-    for (int k = SM__OUT_RASTER; k < SM__NOUT && rc == 0; k++)
+    for (int k = SM__OUT_RASTER; k < SM__NOUT && rc == 0; k++) {
+        errno = 0;
         if (s->out_on[k] && writers[k - SM__OUT_RASTER](s, s->out_part[k]) != 0)
-            rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s", s->opts.out_dir, sm__out_names[k]);
+            rc = sm_errorf(eb, SM_EIO, "--out '%s': cannot write %s: %s", s->opts.out_dir, sm__out_names[k],
+                           errno ? strerror(errno) : "out of memory or a write error");
+    }
     if (rc == 0)
         rc = sm__out_blocked(s, eb);
     for (int k = 0; k < SM__NOUT && rc == 0; k++)

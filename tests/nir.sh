@@ -138,6 +138,14 @@ done
 printf 'step,neuron\n0,0\n1,0\n2;0\n' >"$tmp/bad1.csv"
 expect2 "input: a malformed line" '^spikemesh run: .*bad1\.csv:4: expected STEP,NEURON' \
     -- run "$shared/lif_norse.nir" --input "$tmp/bad1.csv"
+printf 'step,neuron\n0,0\n1,0\033[31mRED\n' >"$tmp/esc.csv"
+expect2 "input: a line with an escape sequence is quoted with it as '?'" \
+    '^spikemesh run: .*esc\.csv:3: expected STEP,NEURON \(two whole numbers below 2\^63\), got "1,0\?\[31mRED"$' \
+    -- run "$shared/lif_norse.nir" --input "$tmp/esc.csv"
+printf 'step,neuron\n0,0\r\r\n' >"$tmp/crcr.csv"
+expect2 "input: a line ending in two carriage returns" \
+    '^spikemesh run: .*crcr\.csv:2: expected STEP,NEURON \(two whole numbers below 2\^63\), got "0,0\?"$' \
+    -- run "$shared/lif_norse.nir" --input "$tmp/crcr.csv"
 printf 'step,neuron\n0,0\n1,1\n' >"$tmp/bad2.csv"
 expect2 "input: a neuron out of range" \
     '^spikemesh run: .*bad2\.csv:3: neuron 1 is out of range: the input populations have 1 neurons \(0 to 0\)' \

@@ -481,7 +481,9 @@ static int sm_cmd_run(int argc, char **argv)
             printf("\n");
         }
         if (cli.out)
-            printf("  %-15s %s/{spikes.csv,traffic.json,summary.json}\n", "outputs", cli.out);
+            printf("  %-15s %s/{spikes.csv,traffic.json,summary.json,raster.svg,traffic.svg,spikes.vcd%s%s}\n",
+                   "outputs", cli.out, cli.timing || cli.mesh_cycle ? ",trace.json" : "",
+                   cli.mesh_cycle ? ",latency.csv" : "");
         if (st->interrupted)
             printf("  stopped by signal %d after %llu steps\n", st->signal, (unsigned long long)st->steps);
     }
