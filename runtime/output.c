@@ -45,6 +45,7 @@ int sm__out_open(sm_sim_t *s, sm_errbuf_t *eb)
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT || mkdir(dir, 0777) != 0)
             return sm_errorf(eb, SM_EIO, "--out '%s': cannot create the directory: %s", dir, strerror(errno));
+        s->out_made = 1;
     } else if (!S_ISDIR(st.st_mode)) {
         return sm_errorf(eb, SM_EIO, "--out '%s': exists and is not a directory", dir);
     }
@@ -125,6 +126,9 @@ void sm__out_abort(sm_sim_t *s)
         free(s->out_final[k]);
         s->out_part[k] = s->out_final[k] = NULL;
     }
+    if (s->out_made && s->opts.out_dir) /* only when empty: nothing of an earlier run is in a folder this run made */
+        (void)rmdir(s->opts.out_dir);
+    s->out_made = 0;
 }
 
 static json_t *sm__xy(const sm_mesh_t *m, uint32_t t)

@@ -185,6 +185,7 @@ struct sm_sim {
     char *out_part[SM__NOUT];
     char *out_final[SM__NOUT];
     int out_on[SM__NOUT];
+    int out_made; /* the run created the --out directory: a failed run removes it again (when empty) */
 };
 
 /* The first neuron of piece q (d->n for q = npieces). */

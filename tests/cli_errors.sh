@@ -749,6 +749,21 @@ expect_fail "--out whose parent is a regular file" \
     "--out '.*afile/out': cannot create the directory: Not a directory" -- run good.json --out "$T/afile/out"
 expect_fail "--out that is an existing regular file" \
     "--out '.*afile': exists and is not a directory" -- run good.json --out "$T/afile"
+# A run that made its --out folder and then cannot write (a file size limit, as a full disk would do): the message
+# says why, and the folder it made is gone again.
+(
+    trap '' XFSZ
+    ulimit -f 8 2>/dev/null || exit 0
+    "$SPIKEMESH" run good.json --duration 2000 --out "$T/o-big" --no-progress >/dev/null 2>"$T/.err"
+    echo $? >"$T/.rc"
+)
+if [ -s "$T/.rc" ]; then
+    rc=$(cat "$T/.rc")
+    if [ "$rc" -ne 2 ]; then why="exit status $rc"; elif [ -e "$T/o-big" ]; then why="the folder it made is left";
+    elif ! grep -q "File too large" "$T/.err"; then why="no reason given"; else why=""; fi
+    : >"$T/.out"
+    report "--out that fills up: exit 2, the reason, and no folder left" "$why"
+fi
 mkdir -p "$T/o-blocked/summary.json"
 echo "an older run's spikes" >"$T/o-blocked/spikes.csv"
 expect_fail "--out where a directory takes an output's name: nothing written or renamed" \
