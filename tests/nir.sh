@@ -146,6 +146,10 @@ printf 'step,neuron\n0,0\r\r\n' >"$tmp/crcr.csv"
 expect2 "input: a line ending in two carriage returns" \
     '^spikemesh run: .*crcr\.csv:2: expected STEP,NEURON \(two whole numbers below 2\^63\), got "0,0\?"$' \
     -- run "$shared/lif_norse.nir" --input "$tmp/crcr.csv"
+printf 'step,neuron\n0,0\n100000,0\n5,0\n' >"$tmp/late.csv"
+expect2 "input: lines past the run are still checked (order of steps)" \
+    '^spikemesh run: .*late\.csv:4: step 5 comes after step 100000; lines must be in order of step$' \
+    -- run "$shared/lif_norse.nir" --input "$tmp/late.csv" --duration 10
 printf 'step,neuron\n0,0\n1,1\n' >"$tmp/bad2.csv"
 expect2 "input: a neuron out of range" \
     '^spikemesh run: .*bad2\.csv:3: neuron 1 is out of range: the input populations have 1 neurons \(0 to 0\)' \

@@ -319,8 +319,12 @@ static int sm_cmd_run(int argc, char **argv)
     if (!cli.network)
         cli.network = "cuba";
     uint64_t t0 = uv_hrtime();
-    if ((rc = sm_cli_load_network(cli.network, cli.dt, &net, &eb)) != 0 ||
-        (cli.input && (rc = sm_net_load_input(&net, cli.input, &eb)) != 0)) {
+    if ((rc = sm_cli_load_network(cli.network, cli.dt, &net, &eb)) == 0 && cli.input) {
+        /* the run's length, so that the input keeps only the spikes within it */
+        net.duration = cli.duration >= 0 ? cli.duration : net.duration > 0 ? net.duration : 1000.0;
+        rc = sm_net_load_input(&net, cli.input, &eb);
+    }
+    if (rc != 0) {
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);
         sm_net_free(&net);
         return EXIT_BADINPUT;

@@ -78,8 +78,9 @@ int sm_net_load_nir(const char *path, double dt_ms, sm_net_t *net, sm_errbuf_t *
  * _exit (after fflush) rather than exit. */
 int sm_net_nir_broken(void);
 /* Reads the spikes of the network's spike_source populations from a "step,neuron" CSV file (docs/nir.md):
- * neuron indexes the spike_source neurons, population after population. Replaces any spikes they had. Returns 0,
- * or a negative code with "file:line: rule broken" (net is then unchanged). */
+ * neuron indexes the spike_source neurons, population after population. Replaces any spikes they had. When
+ * net->duration is set (> 0), spikes at or past its last step are checked but not kept. Returns 0, or a negative
+ * code with "file:line: rule broken" (net is then unchanged). */
 int sm_net_load_input(sm_net_t *net, const char *path, sm_errbuf_t *eb);
 /* The model's name as the network format spells it: "lif", "li" (a lif that never spikes), "poisson",
  * "spike_source". */
