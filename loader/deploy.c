@@ -335,7 +335,8 @@ static void sm__suggest_mesh(const sm_net_t *net, const sm_chip_t *chip, const s
 {
     char base[SM_NAME_MAX], mesh[96];
     sm_chip_t big = *chip, pre;
-    uint64_t board = (uint64_t)chip->chips_x * chip->chips_y > 1, cw = chip->width / chip->chips_x,
+    uint64_t board = (uint64_t)chip->chips_x * chip->chips_y > 1 || strchr(chip->name, '*') != NULL,
+             cw = chip->width / chip->chips_x,
              ch = chip->height / chip->chips_y;
     snprintf(base, sizeof base, "%s", chip->name);
     char *colon = strpbrk(base, ":*");
@@ -829,7 +830,8 @@ static int sm__partition_fanout(const sm_net_t *net, const sm_chip_t *chip, sm_d
     uint64_t tiles = (nc + chip->cores_per_tile - 1) / chip->cores_per_tile;
     /* Suggest the squarest mesh with enough tiles, never smaller than the chip's own sides; on a board, the
      * squarest board of whole chips (a single chip is a board of 1x1-tile "chips"). */
-    int board = (uint64_t)chip->chips_x * chip->chips_y > 1;
+    /* a board: several chips, or one asked for as a board (PRESET*1x1) */
+    int board = (uint64_t)chip->chips_x * chip->chips_y > 1 || strchr(chip->name, '*') != NULL;
     uint64_t cw = board ? chip->width / chip->chips_x : 1, ch = board ? chip->height / chip->chips_y : 1;
     uint64_t units = (tiles + cw * ch - 1) / (cw * ch), by;
     uint64_t bx = (uint64_t)ceil(sqrt((double)units * (double)ch / (double)cw)); /* square in tiles */

@@ -642,6 +642,9 @@ expect_fail "cuba:40000 does not fit a board of 2x2 loihi chips: a larger board 
     "network 'cuba:40000' does not fit chip 'loihi\\*2x2': it needs at least [0-9]+ cores, [0-9]+ more than the 512 cores of 16x8 tiles x 4; .*--chip loihi\\*[0-9]+x[0-9]+ would fit" \
     -- info cuba:40000 --chip 'loihi*2x2'
 suggested_fits "board "
+expect_fail "cuba:4000 on a board of one small chip: a larger board is named, not a larger chip" \
+    "network 'cuba:4000' does not fit chip 'small\\*1x1': .*--chip small\\*[0-9]+x[0-9]+ would fit" \
+    -- info cuba:4000 --chip 'small*1x1'
 
 mk fan-in.json <<'EOF'
 {
