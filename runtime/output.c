@@ -361,5 +361,6 @@ int sm_sim_write_outputs(sm_sim_t *s, sm_errbuf_t *eb)
             (void)remove(s->out_final[k]);
     if (rc)
         sm__out_abort(s);
+    sm__signals_back(s);
     return rc;
 }

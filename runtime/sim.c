@@ -1313,6 +1313,24 @@ static void sm__close_all(sm_sim_t *s)
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (hs[i]->data && !uv_is_closing(hs[i]))
             uv_close(hs[i], sm__on_closed);
+    /* closing the signal handles gave SIGINT and SIGTERM back their default action: a second Ctrl-C would kill the
+     * process while it writes its outputs and leave .part files; they are ignored until the outputs are written
+     * (sm_sim_write_outputs, or sm_sim_destroy) */
+    if (s->opts.handle_signals && s->opts.out_dir && !s->signals_ignored) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        s->signals_ignored = 1;
+    }
+}
+
+/* Gives SIGINT and SIGTERM their default action back after sm__close_all ignored them. */
+void sm__signals_back(sm_sim_t *s)
+{
+    if (s->signals_ignored) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        s->signals_ignored = 0;
+    }
 }
 
 int sm_sim_run(sm_sim_t *s, sm_errbuf_t *eb)
@@ -1355,6 +1373,7 @@ void sm_sim_destroy(sm_sim_t *s)
 {
     if (!s)
         return;
+    sm__signals_back(s);
     sm__stop_workers(s);
     if (s->step_barrier.ready) {
         uv_mutex_destroy(&s->step_barrier.mu);

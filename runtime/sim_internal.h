@@ -186,6 +186,7 @@ struct sm_sim {
     char *out_final[SM__NOUT];
     int out_on[SM__NOUT];
     int out_made; /* the run created the --out directory: a failed run removes it again (when empty) */
+    int signals_ignored; /* SIGINT and SIGTERM are ignored from the end of the loop until the outputs are written */
 };
 
 /* The first neuron of piece q (d->n for q = npieces). */
@@ -201,6 +202,7 @@ static inline uint32_t sm__worker_neurons(const sm_sim_t *s, uint32_t w)
 }
 
 void sm__fold(sm_sim_t *s);
+void sm__signals_back(sm_sim_t *s);
 /* For tests: one window of made-up measurements for the balancer (per worker: ns per neuron update, ns of route
  * per step, over `steps` steps), which then moves the borders as in a run with --split adapt. */
 void sm__balance_window(sm_sim_t *s, const double *per_neuron, const double *route, uint64_t steps);

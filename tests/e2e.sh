@@ -55,10 +55,15 @@ check "SIGINT leaves spikes.csv matching the summary" \
 check "SIGINT leaves no .part files" [ -z "$(ls "$tmp/g" | grep part)" ]
 # Ctrl-C pressed twice: the second signal arrives while the outputs are written (a cycle-level run writes all
 # eight), and must not leave .part files behind.
+# (A signal before the loop starts has its default effect: wait until spikes are being written.)
 for gap in 0.001 0.02 0.1; do
     "$SPIKEMESH" run cuba:4000 --duration 1000000 --mesh-model cycle --out "$tmp/g2" --no-progress >/dev/null 2>&1 &
     pid=$!
-    sleep 1
+    waited=0
+    while [ "$(wc -c <"$tmp/g2/spikes.csv.part" 2>/dev/null || echo 0)" -le 100 ] && [ $waited -lt 300 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
     kill -INT "$pid"
     sleep "$gap"
     kill -INT "$pid" 2>/dev/null

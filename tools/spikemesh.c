@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,13 +386,8 @@ static int sm_cmd_run(int argc, char **argv)
     sm_deploy_drop_synapses(&dep); /* the simulation holds its own copy, by worker */
     setup = (double)(uv_hrtime() - t0) * 1e-9;
     sm_sim_set_setup_seconds(sim, setup);
-    rc = sm_sim_run(sim, &eb);
-    if (rc == 0 && cli.out) { /* a (second) SIGINT or SIGTERM while the outputs are written would leave .part files:
-                               * the writing is bounded (docs/outputs.md), so such signals are ignored until it ends */
-        signal(SIGINT, SIG_IGN);
-        signal(SIGTERM, SIG_IGN);
-    }
-    if (rc != 0 || (rc = sm_sim_write_outputs(sim, &eb)) != 0) {
+    /* from the end of the loop until the outputs are written, SIGINT and SIGTERM are ignored (runtime/sim.c) */
+    if ((rc = sm_sim_run(sim, &eb)) != 0 || (rc = sm_sim_write_outputs(sim, &eb)) != 0) {
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);
         goto done;
     }
