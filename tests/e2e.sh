@@ -60,7 +60,7 @@ for gap in 0.001 0.02 0.1; do
     "$SPIKEMESH" run cuba:4000 --duration 1000000 --mesh-model cycle --out "$tmp/g2" --no-progress >/dev/null 2>&1 &
     pid=$!
     waited=0
-    while [ "$(wc -c <"$tmp/g2/spikes.csv.part" 2>/dev/null || echo 0)" -le 100 ] && [ $waited -lt 300 ]; do
+    while [ "$(wc -c 2>/dev/null <"$tmp/g2/spikes.csv.part" || echo 0)" -le 100 ] && [ $waited -lt 300 ]; do
         sleep 0.1
         waited=$((waited + 1))
     done
