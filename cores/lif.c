@@ -405,16 +405,9 @@ static uint32_t sm__poisson_c(uint32_t bh, uint32_t bl, uint64_t seed, uint32_t 
 {
     uint32_t ns = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t x0 = SM_STREAM_POISSON, x1 = base + i, x2 = (uint32_t)step, x3 = (uint32_t)(step >> 32);
-        uint32_t ka = (uint32_t)seed, kb = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++, ka += SM__PHILOX_W0, kb += SM__PHILOX_W1) {
-            uint64_t p0 = (uint64_t)SM__PHILOX_M0 * x0, p1 = (uint64_t)SM__PHILOX_M1 * x2;
-            x0 = (uint32_t)(p1 >> 32) ^ x1 ^ ka;
-            x1 = (uint32_t)p1;
-            x2 = (uint32_t)(p0 >> 32) ^ x3 ^ kb;
-            x3 = (uint32_t)p0;
-        }
-        if (x0 < bh || (x0 == bh && (x1 >> 11) < bl))
+        uint32_t r[4];
+        sm_philox(seed, SM_STREAM_POISSON, base + i, (uint32_t)step, (uint32_t)(step >> 32), r);
+        if (r[0] < bh || (r[0] == bh && (r[1] >> 11) < bl))
             spikes[ns++] = base + i;
     }
     return ns;
@@ -430,6 +423,26 @@ static uint32_t sm__poisson_c(uint32_t bh, uint32_t bl, uint64_t seed, uint32_t 
     } while (0)
 #define SM__BLEND512(a, b) _mm512_mask_blend_epi32((__mmask16)0xAAAA, (a), (b))
 #define SM__BLEND256(a, b) _mm256_blend_epi32((a), (b), 0xAA)
+/* Philox4x32-10 on the counters (SM_STREAM_POISSON, first + lane, step low, step high) of every lane, key seed:
+ * out0, out1 get the first two words. T is the vector type, PFX and SI name its intrinsics (_mm512 / si512);
+ * m0 and m1 hold the multipliers in every 64-bit lane. */
+#define SM__PHILOX_VEC(T, PFX, SI, BLEND, m0_, m1_, lane, first, step, seed, out0, out1)                        \
+    do {                                                                                                      \
+        T x0_ = PFX##_set1_epi32(SM_STREAM_POISSON), x1_ = PFX##_add_epi32(PFX##_set1_epi32((int)(first)), (lane)); \
+        T x2_ = PFX##_set1_epi32((int)(uint32_t)(step)), x3_ = PFX##_set1_epi32((int)(uint32_t)((step) >> 32));  \
+        uint32_t ka_ = (uint32_t)(seed), kb_ = (uint32_t)((seed) >> 32);                                      \
+        for (int r_ = 0; r_ < 10; r_++, ka_ += SM__PHILOX_W0, kb_ += SM__PHILOX_W1) {                         \
+            T hi0_, lo0_, hi1_, lo1_;                                                                         \
+            SM__MULHILO(PFX, BLEND, x0_, m0_, hi0_, lo0_);                                                    \
+            SM__MULHILO(PFX, BLEND, x2_, m1_, hi1_, lo1_);                                                    \
+            x0_ = PFX##_xor_##SI(PFX##_xor_##SI(hi1_, x1_), PFX##_set1_epi32((int)ka_));                      \
+            x1_ = lo1_;                                                                                       \
+            x2_ = PFX##_xor_##SI(PFX##_xor_##SI(hi0_, x3_), PFX##_set1_epi32((int)kb_));                      \
+            x3_ = lo0_;                                                                                       \
+        }                                                                                                     \
+        (out0) = x0_;                                                                                         \
+        (out1) = x1_;                                                                                         \
+    } while (0)
 
 __attribute__((target("avx512f"))) static uint32_t sm__poisson_512(uint32_t bh, uint32_t bl, uint64_t seed,
                                                                     uint32_t n, uint32_t base, uint64_t step,
@@ -440,18 +453,8 @@ __attribute__((target("avx512f"))) static uint32_t sm__poisson_512(uint32_t bh, 
     const __m512i vbh = _mm512_set1_epi32((int)bh), vbl = _mm512_set1_epi32((int)bl);
     uint32_t ns = 0;
     for (uint32_t i0 = 0; i0 < n; i0 += 16) {
-        __m512i x0 = _mm512_set1_epi32(SM_STREAM_POISSON), x1 = _mm512_add_epi32(_mm512_set1_epi32((int)(base + i0)), lane);
-        __m512i x2 = _mm512_set1_epi32((int)(uint32_t)step), x3 = _mm512_set1_epi32((int)(uint32_t)(step >> 32));
-        uint32_t ka = (uint32_t)seed, kb = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++, ka += SM__PHILOX_W0, kb += SM__PHILOX_W1) {
-            __m512i hi0, lo0, hi1, lo1;
-            SM__MULHILO(_mm512, SM__BLEND512, x0, m0, hi0, lo0);
-            SM__MULHILO(_mm512, SM__BLEND512, x2, m1, hi1, lo1);
-            x0 = _mm512_xor_si512(_mm512_xor_si512(hi1, x1), _mm512_set1_epi32((int)ka));
-            x1 = lo1;
-            x2 = _mm512_xor_si512(_mm512_xor_si512(hi0, x3), _mm512_set1_epi32((int)kb));
-            x3 = lo0;
-        }
+        __m512i x0, x1;
+        SM__PHILOX_VEC(__m512i, _mm512, si512, SM__BLEND512, m0, m1, lane, base + i0, step, seed, x0, x1);
         __mmask16 hit = _mm512_cmplt_epu32_mask(x0, vbh) |
                         (_mm512_cmpeq_epu32_mask(x0, vbh) & _mm512_cmplt_epu32_mask(_mm512_srli_epi32(x1, 11), vbl));
         if (n - i0 < 16)
@@ -472,18 +475,8 @@ __attribute__((target("avx2"))) static uint32_t sm__poisson_256(uint32_t bh, uin
     const __m256i vbh = _mm256_set1_epi32((int)(bh ^ 0x80000000u)), vbl = _mm256_set1_epi32((int)bl);
     uint32_t ns = 0;
     for (uint32_t i0 = 0; i0 < n; i0 += 8) {
-        __m256i x0 = _mm256_set1_epi32(SM_STREAM_POISSON), x1 = _mm256_add_epi32(_mm256_set1_epi32((int)(base + i0)), lane);
-        __m256i x2 = _mm256_set1_epi32((int)(uint32_t)step), x3 = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
-        uint32_t ka = (uint32_t)seed, kb = (uint32_t)(seed >> 32);
-        for (int r = 0; r < 10; r++, ka += SM__PHILOX_W0, kb += SM__PHILOX_W1) {
-            __m256i hi0, lo0, hi1, lo1;
-            SM__MULHILO(_mm256, SM__BLEND256, x0, m0, hi0, lo0);
-            SM__MULHILO(_mm256, SM__BLEND256, x2, m1, hi1, lo1);
-            x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32((int)ka));
-            x1 = lo1;
-            x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32((int)kb));
-            x3 = lo0;
-        }
+        __m256i x0, x1;
+        SM__PHILOX_VEC(__m256i, _mm256, si256, SM__BLEND256, m0, m1, lane, base + i0, step, seed, x0, x1);
         const __m256i sx0 = _mm256_xor_si256(x0, sign);
         /* x1 >> 11 < 2^21: a signed compare is an unsigned one */
         __m256i hit = _mm256_or_si256(

@@ -223,9 +223,9 @@ static double sm__expected_synapses(const sm_net_t *net)
     return e;
 }
 
-static int sm__connect(const sm_net_t *net, uint64_t seed, sm_deploy_t *d, sm_errbuf_t *eb)
+/* Generates the synapses; est is sm__expected_synapses(net). */
+static int sm__connect(const sm_net_t *net, double est, uint64_t seed, sm_deploy_t *d, sm_errbuf_t *eb)
 {
-    double est = sm__expected_synapses(net);
     double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if (est * 12.0 > phys && phys > 0)
         return sm_errorf(eb, SM_ENOMEM,
@@ -885,23 +885,24 @@ int sm_deploy_build_ex(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed
                              net->name, k, net->pops[net->projs[k].pre].name, net->pops[net->projs[k].post].name,
                              net->projs[k].delay_steps, chip->max_delay_steps, chip->name);
     }
+    const double est_syn = sm__expected_synapses(net);
     { /* many more synapses (over 2e7, seconds to generate) than all the cores' memory holds: say so before
        * generating them (minutes, gigabytes); smaller networks get the exact count and a mesh that fits below */
-        double est = sm__expected_synapses(net), cores = (double)chip->width * chip->height * chip->cores_per_tile;
-        double need = est * chip->synapse_bytes, have = cores * (double)chip->synapse_memory;
-        if (est > 2e7 && need > 1.1 * have)
+        double cores = (double)chip->width * chip->height * chip->cores_per_tile;
+        double need = est_syn * chip->synapse_bytes, have = cores * (double)chip->synapse_memory;
+        if (est_syn > 2e7 && need > 1.1 * have)
             return sm_errorf(eb, SM_ENOFIT,
                              "network '%s' does not fit chip '%s': its about %.3g synapses need about %.3g bytes of "
                              "synapse memory, more than the %.3g bytes of all its %.0f cores together (%llu bytes "
                              "each); the synapse memory alone needs at least %.0f cores (other limits, such as a "
                              "core's fan-in, may need more, or no mesh at all)",
-                             net->name, chip->name, est, need, have, cores,
+                             net->name, chip->name, est_syn, need, have, cores,
                              (unsigned long long)chip->synapse_memory, ceil(need / (double)chip->synapse_memory));
     }
     sm_placer_t placer = opts ? opts->placer : SM_PLACE_ORDER;
     d->placer = placer;
     d->compress_all = opts ? opts->compress_all : 0;
-    if ((rc = sm__connect(net, seed, d, eb)) != 0)
+    if ((rc = sm__connect(net, est_syn, seed, d, eb)) != 0)
         goto fail;
     d->est_hops_order = d->est_hops = -1; /* not computed */
     if (opts && opts->placement) {
@@ -912,7 +913,6 @@ int sm_deploy_build_ex(const sm_net_t *net, const sm_chip_t *chip, uint64_t seed
         if ((rc = sm__partition_fanout(net, chip, d, eb)) != 0)
             goto fail;
         int est = placer != SM_PLACE_ORDER || (opts && opts->estimate);
-        d->est_hops_order = d->est_hops = -1; /* not computed */
         if ((rc = sm__place(d, placer, est ? &d->est_hops_order : NULL, est ? &d->est_hops : NULL, eb)) != 0)
             goto fail;
     }

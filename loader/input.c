@@ -44,6 +44,16 @@ static int sm__digits(const char **s, uint64_t *v)
     return 0;
 }
 
+/* A line as messages quote it: its first 40 bytes, control bytes and NULs as '?'. Returns out. */
+static const char *sm__shown(char out[41], const char *line, size_t len)
+{
+    size_t k = 0;
+    for (; k < 40 && k < len; k++)
+        out[k] = (unsigned char)line[k] < 0x20 || line[k] == 0x7f ? '?' : line[k];
+    out[k] = '\0';
+    return out;
+}
+
 int sm_net_load_input(sm_net_t *net, const char *path, sm_errbuf_t *eb)
 {
     uint64_t nin = 0;
@@ -72,17 +82,11 @@ int sm_net_load_input(sm_net_t *net, const char *path, sm_errbuf_t *eb)
             line[--len] = '\0';
         if (len > 0 && line[len - 1] == '\r')
             line[--len] = '\0';
-        char shown[41]; /* the line as messages quote it: its first 40 bytes, control bytes and NULs as '?' */
-        {
-            size_t k = 0;
-            for (; k < 40 && k < (size_t)len; k++)
-                shown[k] = (unsigned char)line[k] < 0x20 || line[k] == 0x7f ? '?' : line[k];
-            shown[k] = '\0';
-        }
+        char shown[41];
         if (ln == 1) {
             if (strcmp(line, "step,neuron") != 0)
                 rc = sm_errorf(eb, SM_EPARSE, "%s:1: the first line must be the header \"step,neuron\", got \"%s\"",
-                               path, shown);
+                               path, sm__shown(shown, line, (size_t)len));
             continue;
         }
         const char *s = line;
@@ -90,7 +94,7 @@ int sm_net_load_input(sm_net_t *net, const char *path, sm_errbuf_t *eb)
         if ((size_t)len != strlen(line) || sm__digits(&s, &step) != 0 || *s++ != ',' ||
             sm__digits(&s, &neuron) != 0 || *s != '\0') {
             rc = sm_errorf(eb, SM_EPARSE, "%s:%llu: expected STEP,NEURON (two whole numbers below 2^63), got \"%s\"",
-                           path, (unsigned long long)ln, shown);
+                           path, (unsigned long long)ln, sm__shown(shown, line, (size_t)len));
             break;
         }
         if (neuron >= nin) {

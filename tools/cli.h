@@ -13,11 +13,14 @@
 int sm_cli_double(const char *cmd, const char *opt, const char *arg, double *out);
 /* A whole number of decimal digits below 2^64; the same on error. */
 int sm_cli_u64(const char *cmd, const char *opt, const char *arg, uint64_t *out);
+/* Whether an output file can be written to path (map's placement, traffic's histogram): not a directory, and
+ * path.part (written first, then renamed) can be created. 0, or -1 with errno set. */
+int sm_cli_check_writable(const char *path);
 
 struct json_t;
 /* --json of info, map, traffic and train: prints o compactly, in insertion order, on one line of stdout and
- * releases it. Returns 0, or 2 (the exit status, docs/outputs.md) when it cannot (NULL, or stdout cannot be
- * written), said on stderr. */
+ * releases it. Returns 0, or 2 (the exit status, docs/outputs.md) when it cannot make the text (o NULL, out of
+ * memory), said on stderr. A failed write to stdout is caught by main() for every command. */
 int sm_cli_put_json(const char *cmd, struct json_t *o);
 
 /* NETWORK argument of run, info and map: a NIR graph (.nir, with step dt_ms, default 1 ms), a network JSON file

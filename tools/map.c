@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <uv.h>
 
 #include "spikemesh/spikemesh.h"
@@ -31,28 +30,6 @@ static const char *const sm_usage_map =
     "  --out FILE         where to write the placement (default placement.json)\n"
     "  --json             print one JSON object\n"
     "  -h, --help         show this help\n";
-
-/* Whether the placement can be written to path: not a directory, and path.part (written first, then renamed)
- * can be created. -1 with errno set when not. */
-static int sm_map_check_out(const char *path)
-{
-    struct stat st;
-    char tmp[4096];
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
-        return -1;
-    }
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fclose(f);
-    remove(tmp);
-    return 0;
-}
 
 typedef struct {
     double min, max, sum;
@@ -165,7 +142,7 @@ int sm_cmd_map(int argc, char **argv)
         sm_net_free(&net);
         return SM_EXIT_BADINPUT;
     }
-    if (sm_map_check_out(out) != 0) { /* refuse an unwritable --out before the work */
+    if (sm_cli_check_writable(out) != 0) { /* refuse an unwritable --out before the work */
         fprintf(stderr, "spikemesh map: --out '%s': cannot write the file: %s\n", out, strerror(errno));
         sm_net_free(&net);
         return SM_EXIT_BADINPUT;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <uv.h>
 
 #include "spikemesh/spikemesh.h"
@@ -54,28 +53,6 @@ static int sm_parse_mesh(const char *arg, uint32_t *w, uint32_t *h)
         return -1;
     *w = (uint32_t)a;
     *h = (uint32_t)b;
-    return 0;
-}
-
-/* Whether path can be written: not a directory, and path.part (written first, then renamed) can be created.
- * -1 with errno set when not. */
-static int sm_check_writable(const char *path)
-{
-    struct stat st;
-    char tmp[4096];
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
-        return -1;
-    }
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fclose(f);
-    remove(tmp);
     return 0;
 }
 
@@ -300,7 +277,7 @@ int sm_cmd_traffic(int argc, char **argv)
         fprintf(stderr, "spikemesh traffic: --latency-csv applies to one load, not to --sweep\n");
         return SM_EXIT_BADINPUT;
     }
-    if (latcsv && sm_check_writable(latcsv) != 0) { /* refuse an unwritable histogram before simulating */
+    if (latcsv && sm_cli_check_writable(latcsv) != 0) { /* refuse an unwritable histogram before simulating */
         fprintf(stderr, "spikemesh traffic: --latency-csv '%s': cannot write the file: %s\n", latcsv,
                 strerror(errno));
         return SM_EXIT_BADINPUT;
