@@ -303,9 +303,12 @@ char *sm_sim_summary_json(sm_sim_t *s, int indent)
         for (uint32_t w = 0; w < s->stats.threads; w++) {
             const double *t = s->stats.thread_phase_seconds + 3 * (size_t)w;
             const double *m = s->stats.thread_phase_median + 3 * (size_t)w;
-            json_array_append_new(th, json_pack("{s:f,s:f,s:f,s:{s:f,s:f,s:f}}", "update", t[0], "route", t[1],
-                                                "record_and_wait", t[2], "median_step", "update", m[0], "route",
-                                                m[1], "record_and_wait", m[2]));
+            const double *sl = s->stats.thread_slow_steps + 3 * (size_t)w;
+            json_array_append_new(th, json_pack("{s:f,s:f,s:f,s:{s:f,s:f,s:f},s:{s:f,s:I,s:f}}", "update", t[0],
+                                                "route", t[1], "record_and_wait", t[2], "median_step", "update",
+                                                m[0], "route", m[1], "record_and_wait", m[2], "whole_step",
+                                                "median", sl[0], "slow_steps", (json_int_t)sl[1],
+                                                "slow_seconds_beyond_median", sl[2]));
         }
         json_object_set_new(pr, "threads", th);
         json_object_set_new(o, "profile_seconds", pr);

@@ -569,7 +569,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     s->workers = aligned_alloc(64, s->nworkers * sizeof *s->workers);
     if (s->workers)
         memset(s->workers, 0, s->nworkers * sizeof *s->workers);
-    s->thread_prof = opts->profile ? calloc((size_t)s->nworkers * 6, sizeof *s->thread_prof) : NULL;
+    s->thread_prof = opts->profile ? calloc((size_t)s->nworkers * 9, sizeof *s->thread_prof) : NULL;
     int bad = !s->v || !s->ge || !s->gi || !s->ref || (s->R > 1 && !s->acc) || !s->consts || !s->p_spike ||
               !s->spk || !s->piece_pending || !s->neuron_pending || !s->pop_spikes || !s->cc || !s->workers ||
               !s->thread_neurons ||
@@ -587,7 +587,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             wk->runs = malloc(3 * ((size_t)(wk->qmax - wk->qmin) + 3) * sizeof *wk->runs);
             wk->refq = calloc((size_t)(wk->qmax - wk->qmin) + 3, sizeof *wk->refq);
             wk->refq_mem = malloc(2 * room * sizeof *wk->refq_mem);
-            wk->prof_hist = opts->profile ? calloc(3 * SM__PROF_BINS, sizeof *wk->prof_hist) : NULL;
+            wk->prof_hist = opts->profile ? calloc(4 * SM__PROF_BINS, sizeof *wk->prof_hist) : NULL;
             bad = !wk->spk[0] || !wk->spk[1] || !wk->runs || !wk->refq || !wk->refq_mem ||
                   (opts->profile && !wk->prof_hist);
             if (!bad)
@@ -970,6 +970,24 @@ static double sm__prof_median(const uint32_t *h, uint64_t steps)
     return 0.0;
 }
 
+/* --profile's slow steps, from the histogram h of whole steps: out[0] the median step's seconds, out[1] the steps
+ * in bins that start at SM__SLOW_FACTOR x that or more, out[2] the seconds those took beyond the median (each
+ * counted at its bin's middle: within 2%). */
+void sm__prof_slow(const uint32_t *h, uint64_t steps, double out[3])
+{
+    double med = sm__prof_median(h, steps);
+    out[0] = med;
+    out[1] = out[2] = 0.0;
+    if (med <= 0.0)
+        return;
+    for (uint32_t b = 0; b < SM__PROF_BINS; b++) {
+        if (h[b] == 0 || exp2((double)b / SM__PROF_PER_OCTAVE) * 1e-9 < SM__SLOW_FACTOR * med)
+            continue;
+        out[1] += h[b];
+        out[2] += (double)h[b] * (exp2(((double)b + 0.5) / SM__PROF_PER_OCTAVE) * 1e-9 - med);
+    }
+}
+
 /* Prefetches what a spike of neuron id touches at random once its step is updated: its delivery rows and its
  * counters. */
 static inline void sm__fetch_spike(const sm_sim_t *s, uint32_t id)
@@ -1051,6 +1069,7 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
                 w->prof[ph] += (double)took[ph] * 1e-9;
                 w->prof_hist[ph * SM__PROF_BINS + sm__prof_bin(took[ph])]++;
             }
+            w->prof_hist[3 * SM__PROF_BINS + sm__prof_bin(t3 - t0)]++; /* the whole step */
         }
     }
     if (s->nworkers > 1) /* every route of the batch is done before the batch returns */
@@ -1167,10 +1186,12 @@ const sm_stats_t *sm_sim_stats(sm_sim_t *s)
             memcpy(s->thread_prof + 3 * (size_t)w, s->workers[w].prof, sizeof s->workers[w].prof);
             for (int ph = 0; ph < 3; ph++)
                 med[3 * (size_t)w + ph] = sm__prof_median(s->workers[w].prof_hist + ph * SM__PROF_BINS, s->step);
+            sm__prof_slow(s->workers[w].prof_hist + 3 * SM__PROF_BINS, s->step, med + 3 * (size_t)s->nworkers + 3 * w);
         }
         memcpy(s->stats.phase_seconds, s->workers[0].prof, sizeof s->stats.phase_seconds);
         s->stats.thread_phase_seconds = s->thread_prof;
         s->stats.thread_phase_median = med;
+        s->stats.thread_slow_steps = med + 3 * (size_t)s->nworkers;
     }
     for (uint32_t w = 0; w < s->nworkers; w++)
         s->thread_neurons[w] = sm__worker_neurons(s, w);

@@ -66,6 +66,8 @@ typedef struct {
 /* --profile's histogram of step phase times: SM__PROF_PER_OCTAVE bins per doubling of nanoseconds (2% wide) */
 #define SM__PROF_PER_OCTAVE 32u
 #define SM__PROF_BINS (40u * SM__PROF_PER_OCTAVE)
+/* --profile: a step that takes this many times the median step or more counts as slowed by other work */
+#define SM__SLOW_FACTOR 4.0
 
 /* A worker thread owns a contiguous range of population pieces (whole cores), hence a contiguous range of
  * neurons: it applies to them the synapses of every spike, and it updates them, give or take the border: between
@@ -91,7 +93,8 @@ typedef struct {
     uint32_t nspk[2];
     uint64_t ops;                /* synaptic events applied */
     double prof[3];              /* --profile: seconds in update, route, record and wait */
-    uint32_t *prof_hist;         /* --profile: [3][SM__PROF_BINS] steps by time in each phase, log scale */
+    uint32_t *prof_hist;         /* --profile: [4][SM__PROF_BINS] steps by time in each phase, then whole steps,
+                                  * log scale */
     uint32_t sense;              /* barrier sense */
     uv_sem_t go;                 /* posted when a batch starts (or the worker must leave) */
     int started;
@@ -134,7 +137,7 @@ struct sm_sim {
     uint32_t nworkers;
     sm__worker_t *workers;
     sm__drow_t *drow;    /* [n][nworkers]: each source's delivery row onto each worker's neurons */
-    double *thread_prof; /* --profile: [2][nworkers][3]: totals, then medians per step (sm_sim_stats) */
+    double *thread_prof; /* --profile: [3][nworkers][3]: totals, medians per step, slow steps (sm_sim_stats) */
     sm__spin_barrier_t step_barrier;
     uint64_t batch;      /* steps in the batch being run */
     uint64_t next_batch; /* steps in the next batch the loop runs */
@@ -205,6 +208,7 @@ void sm__fold(sm_sim_t *s);
 void sm__signals_back(sm_sim_t *s);
 /* For tests: one window of made-up measurements for the balancer (per worker: ns per neuron update, ns of route
  * per step, over `steps` steps), which then moves the borders as in a run with --split adapt. */
+void sm__prof_slow(const uint32_t *h, uint64_t steps, double out[3]);
 void sm__balance_window(sm_sim_t *s, const double *per_neuron, const double *route, uint64_t steps);
 int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb);
 void sm__timing_destroy(sm__timing_t *t);

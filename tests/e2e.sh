@@ -163,6 +163,39 @@ for t in th:
 PY
 "$SPIKEMESH" run cuba:3000 --duration 20 --threads 2 --profile >"$tmp/prof.txt" 2>&1
 check "run --profile prints a line per thread" [ "$(grep -c 'median step' "$tmp/prof.txt")" -eq 2 ]
+# --profile's slow steps: a run stopped twice for 0.4 s (SIGSTOP, as if the machine gave its CPUs to other work)
+# reports the stopped steps on both threads (the other thread waits for the stopped one), about 0.8 s beyond the
+# median step in all.
+"$SPIKEMESH" run cuba:4000 --duration 1000000 --threads 2 --profile --out "$tmp/stall" --no-progress \
+    >/dev/null 2>&1 &
+pid=$!
+waited=0
+while [ "$(wc -c 2>/dev/null <"$tmp/stall/spikes.csv.part" || echo 0)" -le 100 ] && [ $waited -lt 300 ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+done
+for k in 1 2; do
+    kill -STOP "$pid"
+    sleep 0.4
+    kill -CONT "$pid"
+    sleep 0.3
+done
+kill -INT "$pid"
+wait "$pid"
+check "run --profile stopped twice exits 130" [ $? -eq 130 ]
+check "run --profile: the stopped steps are counted as slow, with the time they lost" python3 - \
+    "$tmp/stall/summary.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+th = d["profile_seconds"]["threads"]
+assert len(th) == 2, th
+for t in th:
+    w = t["whole_step"]
+    assert 0 < w["median"] < 0.01, w                              # a step of 4000 neurons: microseconds
+    assert 1 <= w["slow_steps"] <= d["steps"], w
+    # 0.8 s stopped; a stop can also fall between two batches of steps, or into the other thread's route
+    assert 0.35 <= w["slow_seconds_beyond_median"] <= d["loop_seconds"], (w, d["loop_seconds"])
+PY
 
 # traffic: synthetic traffic on the cycle-level mesh
 "$SPIKEMESH" traffic --mesh 6x6 --pattern uniform --rate 0.1 --cycles 2000 --json >"$tmp/t.json"

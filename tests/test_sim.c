@@ -401,6 +401,55 @@ static void test_delivery(void)
     }
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* --profile's slow steps (sm__prof_slow), from a histogram of made-up step times binned as runtime/sim.c
+ * documents (bin floor(32 log2 ns)), against the exact median, count and excess of the times themselves. */
+static void test_prof_slow(void)
+{
+    enum { NSTEPS = 10000 };
+    static uint64_t ns[NSTEPS];
+    static uint32_t h[SM__PROF_BINS];
+    uint64_t state = 12345;
+    for (uint32_t i = 0; i < NSTEPS; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t r = (uint32_t)(state >> 33) % 10000u;
+        if (i % 100 == 7) /* 100 slow steps: 0.25 to 1 ms */
+            ns[i] = 250000u + (uint64_t)r * 75u;
+        else if (i % 50 == 3) /* 100 a little slow: 100 to 200 us, under 4x the median */
+            ns[i] = 100000u + (uint64_t)r * 10u;
+        else /* the rest: 55 to 65 us */
+            ns[i] = 55000u + r;
+    }
+    for (uint32_t i = 0; i < NSTEPS; i++)
+        h[(uint32_t)floor(log2((double)ns[i]) * SM__PROF_PER_OCTAVE)]++;
+    static uint64_t sorted[NSTEPS];
+    memcpy(sorted, ns, sizeof sorted);
+    qsort(sorted, NSTEPS, sizeof *sorted, cmp_u64);
+    double med = (double)sorted[NSTEPS / 2 - 1] * 1e-9, slow = 0, extra = 0;
+    for (uint32_t i = 0; i < NSTEPS; i++)
+        if ((double)ns[i] * 1e-9 >= 4.0 * med)
+            slow++, extra += (double)ns[i] * 1e-9 - med;
+    CU_ASSERT_EQUAL(slow, 100);
+    double out[3];
+    sm__prof_slow(h, NSTEPS, out);
+    CU_ASSERT(fabs(out[0] - med) <= 0.022 * med);
+    CU_ASSERT_EQUAL(out[1], slow);
+    CU_ASSERT(fabs(out[2] - extra) <= 0.022 * extra);
+    /* no slow step: none counted; no step at all: nothing */
+    memset(h, 0, sizeof h);
+    h[(uint32_t)floor(log2(60000.0) * SM__PROF_PER_OCTAVE)] = 10;
+    h[(uint32_t)floor(log2(200000.0) * SM__PROF_PER_OCTAVE)] = 3;
+    sm__prof_slow(h, 13, out);
+    CU_ASSERT(out[1] == 0 && out[2] == 0);
+    sm__prof_slow(h, 0, out);
+    CU_ASSERT(out[0] == 0 && out[1] == 0 && out[2] == 0);
+}
+
 /* The balancer's rules, fed made-up windows (sm__balance_window) on 6400 LIF neurons over cores of 50 on 2 and 3
  * workers: a border moves only for an imbalance of 15% or more seen twice in a row, toward the slower worker's
  * neighbour, within its limits; it goes back exactly to where it started once the imbalance is gone; a moment of
@@ -498,6 +547,7 @@ int sm_test_sim_register(void)
         !CU_add_test(s, "synapses delivered as listed, any thread count and delay", test_delivery) ||
         !CU_add_test(s, "an unknown split is refused", test_bad_split) ||
         !CU_add_test(s, "the balancer's rules", test_balancer_rules) ||
+        !CU_add_test(s, "--profile's slow steps", test_prof_slow) ||
         !CU_add_test(s, "abandoned outputs are removed", test_abort_cleans) ||
         !CU_add_test(s, "time and energy model against a hand count", test_timing) ||
         !CU_add_test(s, "a board of chips: chip-to-chip hops", test_board))

@@ -440,10 +440,12 @@ static int sm_cmd_run(int argc, char **argv)
             for (uint32_t w = 0; w < st->threads; w++) {
                 const double *t = st->thread_phase_seconds + 3 * (size_t)w;
                 const double *m = st->thread_phase_median + 3 * (size_t)w;
+                const double *sl = st->thread_slow_steps + 3 * (size_t)w;
                 printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread %u, %u neurons at "
-                       "the end); median step %.1f + %.1f + %.1f us\n",
+                       "the end); median step %.1f + %.1f + %.1f us; %.0f step%s of 4x the median or more, "
+                       "%.3f s beyond it\n",
                        w == 0 ? "profile" : "", t[0], t[1], t[2], w, st->thread_neurons[w], m[0] * 1e6, m[1] * 1e6,
-                       m[2] * 1e6);
+                       m[2] * 1e6, sl[1], sl[1] == 1.0 ? "" : "s", sl[2]);
             }
         if (cli.realtime)
             printf("  %-15s %llu steps finished late\n", "overruns", (unsigned long long)st->overruns);

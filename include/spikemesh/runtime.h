@@ -86,6 +86,9 @@ typedef struct {
     const double *thread_phase_median;  /* --profile: [threads][3], the median step's seconds in each phase
                                          * (within 2%): unlike the totals, not moved by a few slow steps */
     const uint32_t *thread_neurons;     /* [threads]: neurons each thread updates now (see sm_run_opts_t.split) */
+    const double *thread_slow_steps;    /* --profile: [threads][3]: the median whole step's seconds, the steps that
+                                         * took 4x that or more (slowed by other work on the machine, most
+                                         * likely), and the seconds they took beyond the median (within 2%) */
 } sm_stats_t;
 
 typedef struct sm_sim sm_sim_t;
