@@ -389,7 +389,9 @@ int sm__jget_uint(sm__jctx_t *cx, json_t *obj, const char *key, int required, ui
     int rc = 0;
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d == floor(d) && d >= (double)min && d <= (double)max)
+        /* (double)max rounds up for large max (UINT64_MAX to 2^64, INT64_MAX to 2^63): compare as integers, after
+         * making sure that the cast is defined */
+        if (d == floor(d) && d >= (double)min && d < 0x1p64 && (uint64_t)d <= max)
             *out = (uint64_t)d;
         else if (d != floor(d))
             rc = sm__jerr(cx, SM_EPARSE, "must be a whole number, got %g", d);

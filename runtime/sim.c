@@ -1,6 +1,7 @@
 /* runtime/sim.c: the simulation object: neuron state, delay buffers and counters over a deployment, the
  * timestep phases (deliver, update, route) and the libuv loop that schedules them. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -621,12 +622,31 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     const int prefetch = sm__want_prefetch(s);
     for (uint32_t p = 0; p < net->npops; p++) {
         const sm_pop_t *pop = &net->pops[p];
-        if ((rc = sm_lif_consts(&pop->lif, net->dt, &s->consts[p], eb)) != 0) {
+        /* Sources (poisson, spike_source) have no membrane and no refractory period: their LIF parameters are
+         * placeholders, and must not make a small dt fail on a refractory period they do not have. */
+        sm_lif_params_t lp = pop->lif;
+        if (pop->model != SM_MODEL_LIF)
+            lp.t_ref = 0.0;
+        if ((rc = sm_lif_consts(&lp, net->dt, &s->consts[p], eb)) != 0) {
             char msg[SM_ERRBUF_SIZE];
             snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
             sm__free_state(s);
             free(s);
             return sm_errorf(eb, rc, "population '%s': %s", pop->name, msg);
+        }
+        if (opts->single && pop->model == SM_MODEL_LIF) {
+            /* single precision holds v in a float: a potential beyond it becomes inf, and v_inf + (v - v_inf) pm
+             * then NaN, a neuron that silently never spikes again */
+            const sm_lif_consts_t *c = &s->consts[p];
+            double worst = fmax(fmax(fabs(c->v_inf), fabs(c->v_reset)),
+                                fmax(fabs(pop->v_init_lo), fabs(pop->v_init_hi)));
+            if (worst > FLT_MAX) {
+                sm__free_state(s);
+                free(s);
+                return sm_errorf(eb, SM_ERANGE, "population '%s': a potential of %g mV (v_rest_mV + i_bias_mV, "
+                                 "v_reset_mV or v_init_mV) does not fit the 32-bit floats of --precision single; "
+                                 "use --precision double", pop->name, worst);
+            }
         }
         s->consts[p].prefetch = prefetch;
         s->p_spike[p] = pop->model == SM_MODEL_POISSON ? pop->rate_hz * net->dt * 1e-3 : 0.0;

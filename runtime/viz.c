@@ -210,19 +210,54 @@ static void sm__vcd_id(uint32_t k, char *out)
     out[n] = '\0';
 }
 
+/* The VCD time unit: ns (the usual one) when a step is a whole number of ns and the run fits 2^63 of them; a
+ * finer unit when a step is not a whole number of ns (0.1 ps steps all fell on #0), a coarser one when the run
+ * is too long for 64-bit times in ns (huge dt_ms wrapped around). */
+typedef struct {
+    const char *unit;
+    double per_step; /* units per step */
+    uint64_t whole;  /* per_step when it is a whole number, else 0 */
+} sm__vcd_clock_t;
+
+static sm__vcd_clock_t sm__vcd_clock(double dt_ms, uint64_t steps)
+{
+    static const struct {
+        const char *unit;
+        double per_ms;
+    } u[] = {{"1 s", 1e-3}, {"1 ms", 1.0}, {"1 us", 1e3}, {"1 ns", 1e6}, {"1 ps", 1e9}, {"1 fs", 1e12}};
+    int k = 3;
+    while (k < 5) {
+        double x = dt_ms * u[k].per_ms;
+        if (x >= 1.0 && fabs(x - nearbyint(x)) <= 1e-9 * x)
+            break;
+        k++;
+    }
+    while (k > 0 && ((double)steps + 1.0) * dt_ms * u[k].per_ms > 9.0e18)
+        k--;
+    sm__vcd_clock_t c = {u[k].unit, dt_ms * u[k].per_ms, 0};
+    if (c.per_step >= 1.0 && fabs(c.per_step - nearbyint(c.per_step)) <= 1e-9 * c.per_step)
+        c.whole = (uint64_t)llround(c.per_step);
+    return c;
+}
+
+static unsigned long long sm__vcd_time(const sm__vcd_clock_t *c, uint64_t step)
+{
+    return c->whole ? (unsigned long long)(step * c->whole) : (unsigned long long)llround((double)step * c->per_step);
+}
+
 int sm__write_vcd(sm_sim_t *s, const char *path)
 {
     const sm_net_t *net = s->net;
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
-    uint64_t dt_ns = (uint64_t)llround(net->dt * 1e6);
+    const sm__vcd_clock_t clk = sm__vcd_clock(net->dt, s->step);
     char id[8];
     fprintf(f, "$version spikemesh %s $end\n$comment network ", "0.1.0");
     for (const char *c = net->name; *c; c++) /* a '$' could spell the $end that closes the comment */
         fputc(*c == '$' ? '_' : *c, f);
     fprintf(f, ": one wire per probed neuron, high for the step in which it spikes $end\n");
-    fprintf(f, "$timescale 1 ns $end\n$scope module spikemesh $end\n");
+    fprintf(f, "$timescale %s $end\n$scope module spikemesh $end\n", clk.unit);
     for (uint32_t k = 0; k < s->nprobes; k++) {
         uint32_t nid = s->probes[k], p = s->d->pieces[s->d->piece_of[nid]].pop;
         sm__vcd_id(k, id);
@@ -251,7 +286,7 @@ int sm__write_vcd(sm_sim_t *s, const char *path)
         while (k < s->nvcd && s->vcd_ev[k].step == step)
             now[s->vcd_ev[k++].id] = 1;
         if (any_high && step > prev + 1) { /* a gap: what was high falls one step after it rose */
-            fprintf(f, "#%llu\n", (unsigned long long)((prev + 1) * dt_ns));
+            fprintf(f, "#%llu\n", sm__vcd_time(&clk, prev + 1));
             for (uint32_t q = 0; q < s->nprobes; q++)
                 if (high[q]) {
                     sm__vcd_id(q, id);
@@ -264,7 +299,7 @@ int sm__write_vcd(sm_sim_t *s, const char *path)
         for (uint32_t q = 0; q < s->nprobes; q++) {
             if (high[q] != now[q]) {
                 if (!stamped) {
-                    fprintf(f, "#%llu\n", (unsigned long long)(step * dt_ns));
+                    fprintf(f, "#%llu\n", sm__vcd_time(&clk, step));
                     stamped = 1;
                 }
                 sm__vcd_id(q, id);
@@ -276,15 +311,15 @@ int sm__write_vcd(sm_sim_t *s, const char *path)
         prev = step;
     }
     if (any_high) {
-        fprintf(f, "#%llu\n", (unsigned long long)((prev + 1) * dt_ns));
+        fprintf(f, "#%llu\n", sm__vcd_time(&clk, prev + 1));
         for (uint32_t q = 0; q < s->nprobes; q++)
             if (high[q]) {
                 sm__vcd_id(q, id);
                 fprintf(f, "0%s\n", id);
             }
     }
-    if (s->step * dt_ns > (prev + 1) * dt_ns)
-        fprintf(f, "#%llu\n", (unsigned long long)(s->step * dt_ns));
+    if (sm__vcd_time(&clk, s->step) > sm__vcd_time(&clk, prev + 1))
+        fprintf(f, "#%llu\n", sm__vcd_time(&clk, s->step));
     free(high);
     free(now);
     return sm__close(f);

@@ -177,6 +177,18 @@ expect_fail "tau_m_ms so small that 1 / tau_m overflows" \
     "^spikemesh run: population 'a': time constants tau_m 4.94066e-324, tau_e 5, tau_i 10 ms against a step of 0.1 ms give propagators that are not finite numbers$" \
     -- run tau-tiny.json
 
+printf '{"populations": [{"name": "a", "size": 4, "v_init_mV": [-1e308, 1e308]}]}\n' >"$T/vinit-wide.json"
+expect_fail "v_init_mV [lo, hi] whose width overflows (every neuron started at +inf)" \
+    '^spikemesh run: vinit-wide\.json:1:[0-9]+: populations\[0\]\.v_init_mV: \[lo, hi\] = \[-1e\+308, 1e\+308\]: hi - lo must be a finite number$' \
+    -- run vinit-wide.json
+printf '{"populations": [{"name": "a", "size": 4, "params": {"v_rest_mV": 1e300}}]}\n' >"$T/rest-huge.json"
+expect_fail "a potential beyond a 32-bit float with --precision single (v became NaN, no spike)" \
+    "^spikemesh run: population 'a': a potential of 1e\\+300 mV .* does not fit the 32-bit floats of --precision single; use --precision double$" \
+    -- run rest-huge.json --precision single
+printf '{"populations": [{"name": "a", "size": 4, "params": {"v_reset_mV": -1e39, "v_rest_mV": -65}}]}\n' >"$T/reset-huge.json"
+expect_fail "v_reset_mV beyond a 32-bit float with --precision single" \
+    "^spikemesh run: population 'a': a potential of 1e\\+39 mV .* --precision single" -- run reset-huge.json --precision single
+
 printf '{"mesh": {"width": 2, "height": 2}, "cores_per_tile": 2, "core": {"max_neurons": 256, "synapse_memory_bytes": 65536}, "router": {"table_entries": 256}, "costs": {"syn_op_pj": 1e308}}\n' >"$T/chip-costly.json"
 expect_fail "a chip cost of 1e308 pJ (energy totals would be infinite)" \
     '^spikemesh run: chip-costly\.json:1:[0-9]+: costs\.syn_op_pj: must be zero or positive and at most 1e\+09, got 1e\+308$' \
@@ -833,6 +845,14 @@ expect_fail "placement: neurons not covered in order" "the next core must start 
 expect_fail "placement: two cores on one slot" "shares tile \\(0,0\\) slot 0" -- run cuba:600 --chip small:4x4 --placement "$T/pl_clash.json"
 expect_fail "placement: a core over the chip's limits" "breaks the chip's neurons limit" -- run cuba:600 --chip small:4x4 --placement "$T/pl_limit.json"
 expect_fail "placement: for another mesh" "the placement is for a 4x4 mesh" -- run cuba:600 --chip small:5x5 --placement "$T/pl.json"
+# whole numbers written as floats: 2^64 (a version) and 2^63 (a seed, at most 2^63 - 1) were taken past their
+# maximum ((double)UINT64_MAX rounds up to 2^64); the version was then read as 0
+sed 's/"version": *1/"version": 1.8446744073709552e19/' "$T/pl.json" >"$T/pl_ver.json"
+expect_fail "placement: version 2^64 written as a float" "pl_ver\\.json:[0-9]+:[0-9]+: version: must be at most 18446744073709551615, got 1\\.84467e\\+19" \
+    -- run cuba:600 --chip small:4x4 --placement "$T/pl_ver.json"
+sed 's/"seed": *1/"seed": 9.223372036854775807e18/' "$T/pl.json" >"$T/pl_seed.json"
+expect_fail "placement: seed 2^63 written as a float" "pl_seed\\.json:[0-9]+:[0-9]+: seed: must be at most 9223372036854775807, got 9\\.22337e\\+18" \
+    -- run cuba:600 --chip small:4x4 --placement "$T/pl_seed.json"
 expect_fail "board of too many chips" "a board of 1000x1000 chips of 8x4 tiles is larger" -- run cuba --chip 'loihi*1000x1000'
 expect_fail "board written badly" "or the board as XxY chips" -- run cuba --chip 'loihi*4'
 expect_fail "map: unknown placer" "--placer 'random': unknown" -- map cuba --placer random

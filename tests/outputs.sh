@@ -84,6 +84,54 @@ for row in csv.DictReader(open(d + "/spikes.csv")):
 assert rises <= want and len(rises) > 0, (len(rises), len(want))
 PY
 
+# spikes.vcd's times for steps that are not a whole number of ns (0.1 ns: every time was #0) and for a run
+# longer than 2^63 ns (10^13 ms steps: times wrapped around): each time is a whole number of steps, increasing,
+# in the unit the header gives, and the rises are the spikes of spikes.csv. The sources have no refractory
+# period: a 1 ps step is not refused over the LIF default of 5 ms.
+printf '{"dt_ms": 1e-7, "duration_ms": 1e-5, "populations": [{"name": "src", "size": 2, "model": "poisson", "params": {"rate_hz": 3e9}}]}' >"$tmp/dtps.json"
+printf '{"dt_ms": 1e13, "duration_ms": 5e13, "populations": [{"name": "src", "size": 2, "model": "poisson", "params": {"rate_hz": 5e-11}}]}' >"$tmp/dtbig.json"
+printf '{"dt_ms": 1e-9, "duration_ms": 1e-7, "populations": [{"name": "src", "size": 4, "model": "poisson", "params": {"rate_hz": 1e11}}, {"name": "out", "size": 2, "params": {"t_ref_ms": 0}}], "projections": [{"pre": "src", "post": "out", "weight_mV": 20, "delay_ms": 1e-9, "connect": {"rule": "all_to_all"}}]}' >"$tmp/dt1ps.json"
+for net in dtps:1e-7:100 dtbig:1e13:5 dt1ps:1e-9:100; do
+    name=${net%%:*} rest=${net#*:}
+    dt=${rest%%:*} steps=${rest#*:}
+    "$SPIKEMESH" run "$tmp/$name.json" --out "$tmp/$name" --no-progress >/dev/null 2>"$tmp/$name.err"
+    check "$name.json (dt $dt ms) runs" [ $? -eq 0 ]
+    check "$name.json: spikes.vcd times are whole steps of $dt ms in its unit, increasing, at the spikes" \
+        python3 - "$tmp/$name" "$dt" "$steps" <<'PY'
+import sys, csv
+from fractions import Fraction
+d, dt_ms, steps = sys.argv[1], Fraction(sys.argv[2]), int(sys.argv[3])
+unit = {"1 s": Fraction(1000), "1 ms": Fraction(1), "1 us": Fraction(1, 10**3), "1 ns": Fraction(1, 10**6),
+        "1 ps": Fraction(1, 10**9), "1 fs": Fraction(1, 10**12)}
+text = open(d + "/spikes.vcd").read()
+scale = text.split("$timescale")[1].split("$end")[0].strip()
+u = unit[scale]                                   # ms per VCD time unit
+names, t, times, rises = {}, 0, [], set()
+for l in text.split("\n"):
+    if l.startswith("$var"):
+        p = l.split()
+        names[p[3]] = p[4]
+    elif l.startswith("#"):
+        t = int(l[1:])
+        assert t < 2**63, t
+        k = Fraction(t) * u / dt_ms               # the step this time is
+        assert k.denominator == 1 and 0 <= k <= steps, (t, k, scale)
+        times.append(t)
+    elif l[:1] == "1":
+        rises.add((int(Fraction(t) * u / dt_ms), names[l[1:]]))
+assert all(a < b for a, b in zip(times, times[1:])), times[:10]
+assert times and int(Fraction(times[-1]) * u / dt_ms) == steps, (times[-1], steps)
+spiked = set()
+for row in csv.DictReader(open(d + "/spikes.csv")):
+    n = int(row["neuron"])
+    if n < 4:
+        spiked.add((int(row["step"]), "src_%d" % n))
+# a rise marks a spike that does not follow one of the same neuron in the previous step
+assert rises and rises <= spiked, (sorted(rises)[:5], sorted(spiked)[:5])
+assert all((s, n) in rises or (s - 1, n) in spiked for s, n in spiked)
+PY
+done
+
 check "latency.csv counts every delivery of the run" python3 - "$tmp/o" <<'PY'
 import sys, json, csv
 d = sys.argv[1]

@@ -160,6 +160,15 @@ check "... and the file is left as it was" [ "$(cat "$tmp/afile")" = keep ]
 printf '{"task": "pattern", "steps": 20, "iterations": 1, "w_min_mV": 5, "w_max_mV": -5}' >"$tmp/wmm.json"
 refuse "w_min_mV above w_max_mV" \
     "wmm.json: w_min_mV, w_max_mV: w_min_mV \(5\) must not exceed w_max_mV \(-5\)$" "$tmp/wmm.json"
+# A batch in the task file has the bound of --batch; a batch whose inputs and targets would not fit the machine's
+# memory is refused before it is allocated (it was a 149 GiB calloc)
+printf '{"task": "evidence", "batch": 10000000, "iterations": 1, "cues": 1, "steps": 400}' >"$tmp/bigbatch.json"
+refuse "a batch over 65536 in the task file" \
+    "bigbatch.json: batch: must be between 1 and 65536, got 10000000$" "$tmp/bigbatch.json"
+printf '{"task": "evidence", "batch": 65536, "iterations": 1, "cues": 1, "steps": 2000000}' >"$tmp/hugebatch.json"
+refuse "a batch larger than the machine's memory" \
+    "hugebatch.json: a batch of 65536 trials of 2000000 steps with 40 inputs needs [0-9.e+]+ GiB for its inputs and targets, more than this machine's" \
+    "$tmp/hugebatch.json"
 printf '{"task": "pattern", "steps": 20, "iterations": 1, "input_rate_hz": -50}' >"$tmp/rate.json"
 refuse "a negative input_rate_hz, in the task file" \
     "rate.json: input_rate_hz: must be zero or positive, got -50$" "$tmp/rate.json"

@@ -250,6 +250,10 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
         rc = sm_errorf(eb, SM_ERANGE, "%s: steps, iterations and batch must be at least 1", path);
         goto out;
     }
+    if (t->batch > 65536) { /* the same bound as --batch */
+        rc = sm_errorf(eb, SM_ERANGE, "%s: batch: must be between 1 and 65536, got %u", path, t->batch);
+        goto out;
+    }
     if ((rc = sm_eprop_params_check(&t->p, eb)) != 0) {
         char m[SM_ERRBUF_SIZE];
         snprintf(m, sizeof m, "%s", eb->msg);
@@ -1195,6 +1199,18 @@ int sm_cmd_train(int argc, char **argv)
     free(txt);
     txt = NULL;
     have_dep = 1;
+    {
+        /* A batch holds every trial's inputs, mask and targets at once: refuse one larger than the machine. */
+        double need = (double)task.batch * task.nsteps * (task.p.n_in + 1.0 + 8.0 * task.p.n_out);
+        double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+        if (phys > 0 && need > phys) {
+            fprintf(stderr,
+                    "spikemesh train: %s: a batch of %u trials of %u steps with %u inputs needs %.3g GiB for its "
+                    "inputs and targets, more than this machine's %.3g GiB (lower batch, steps or n_in)\n",
+                    spec, task.batch, task.nsteps, task.p.n_in, need / 1073741824.0, phys / 1073741824.0);
+            goto done;
+        }
+    }
     nspk = calloc((size_t)task.p.n_in + task.p.n_rec, sizeof *nspk);
     online_spk = calloc(task.p.n_rec, sizeof *online_spk);
     work = task.update_every ? sm_eprop_work_new(&task.p) : NULL;
