@@ -212,11 +212,13 @@ static void sm__vcd_id(uint32_t k, char *out)
 
 /* The VCD time unit: ns (the usual one) when a step is a whole number of ns and the run fits 2^63 of them; a
  * finer unit when a step is not a whole number of ns (0.1 ps steps all fell on #0), a coarser one when the run
- * is too long for 64-bit times in ns (huge dt_ms wrapped around). */
+ * is too long for 64-bit times in ns (huge dt_ms wrapped around). A step below 1 fs, or a run past 2^63 s, is
+ * beyond every VCD unit: times then count steps (in_steps, said in a comment). */
 typedef struct {
     const char *unit;
     double per_step; /* units per step */
     uint64_t whole;  /* per_step when it is a whole number, else 0 */
+    int in_steps;
 } sm__vcd_clock_t;
 
 static sm__vcd_clock_t sm__vcd_clock(double dt_ms, uint64_t steps)
@@ -234,8 +236,10 @@ static sm__vcd_clock_t sm__vcd_clock(double dt_ms, uint64_t steps)
     }
     while (k > 0 && ((double)steps + 1.0) * dt_ms * u[k].per_ms > 9.0e18)
         k--;
-    sm__vcd_clock_t c = {u[k].unit, dt_ms * u[k].per_ms, 0};
-    if (c.per_step >= 1.0 && fabs(c.per_step - nearbyint(c.per_step)) <= 1e-9 * c.per_step)
+    sm__vcd_clock_t c = {u[k].unit, dt_ms * u[k].per_ms, 0, 0};
+    if (c.per_step < 1.0 || ((double)steps + 1.0) * c.per_step > 9.0e18)
+        c = (sm__vcd_clock_t){"1 ns", 1.0, 1, 1};
+    else if (fabs(c.per_step - nearbyint(c.per_step)) <= 1e-9 * c.per_step)
         c.whole = (uint64_t)llround(c.per_step);
     return c;
 }
@@ -257,6 +261,9 @@ int sm__write_vcd(sm_sim_t *s, const char *path)
     for (const char *c = net->name; *c; c++) /* a '$' could spell the $end that closes the comment */
         fputc(*c == '$' ? '_' : *c, f);
     fprintf(f, ": one wire per probed neuron, high for the step in which it spikes $end\n");
+    if (clk.in_steps)
+        fprintf(f, "$comment times count steps of %g ms: no VCD time unit holds that step for this run $end\n",
+                net->dt);
     fprintf(f, "$timescale %s $end\n$scope module spikemesh $end\n", clk.unit);
     for (uint32_t k = 0; k < s->nprobes; k++) {
         uint32_t nid = s->probes[k], p = s->d->pieces[s->d->piece_of[nid]].pop;

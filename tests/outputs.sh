@@ -91,7 +91,10 @@ PY
 printf '{"dt_ms": 1e-7, "duration_ms": 1e-5, "populations": [{"name": "src", "size": 2, "model": "poisson", "params": {"rate_hz": 3e9}}]}' >"$tmp/dtps.json"
 printf '{"dt_ms": 1e13, "duration_ms": 5e13, "populations": [{"name": "src", "size": 2, "model": "poisson", "params": {"rate_hz": 5e-11}}]}' >"$tmp/dtbig.json"
 printf '{"dt_ms": 1e-9, "duration_ms": 1e-7, "populations": [{"name": "src", "size": 4, "model": "poisson", "params": {"rate_hz": 1e11}}, {"name": "out", "size": 2, "params": {"t_ref_ms": 0}}], "projections": [{"pre": "src", "post": "out", "weight_mV": 20, "delay_ms": 1e-9, "connect": {"rule": "all_to_all"}}]}' >"$tmp/dt1ps.json"
-for net in dtps:1e-7:100 dtbig:1e13:5 dt1ps:1e-9:100; do
+# Below 1 fs a step, or past 2^63 s a run, no VCD unit holds it: times count steps, as a comment says.
+printf '{"dt_ms": 1e-14, "duration_ms": 1e-12, "populations": [{"name": "src", "size": 2, "model": "poisson", "params": {"rate_hz": 1e16}}]}' >"$tmp/dtzs.json"
+printf '{"dt_ms": 1e300, "duration_ms": 2e301, "populations": [{"name": "src", "size": 2, "model": "poisson", "params": {"rate_hz": 1e-298}}]}' >"$tmp/dthuge.json"
+for net in dtps:1e-7:100 dtbig:1e13:5 dt1ps:1e-9:100 dtzs:1e-14:100 dthuge:1e300:20; do
     name=${net%%:*} rest=${net#*:}
     dt=${rest%%:*} steps=${rest#*:}
     "$SPIKEMESH" run "$tmp/$name.json" --out "$tmp/$name" --no-progress >/dev/null 2>"$tmp/$name.err"
@@ -106,6 +109,8 @@ unit = {"1 s": Fraction(1000), "1 ms": Fraction(1), "1 us": Fraction(1, 10**3), 
 text = open(d + "/spikes.vcd").read()
 scale = text.split("$timescale")[1].split("$end")[0].strip()
 u = unit[scale]                                   # ms per VCD time unit
+if "$comment times count steps of" in text:       # no unit holds the step: one time unit is one step
+    u = dt_ms
 names, t, times, rises = {}, 0, [], set()
 for l in text.split("\n"):
     if l.startswith("$var"):
