@@ -5,6 +5,13 @@
 
 #include "spikemesh/core.h"
 
+/* The PSP factor of a membrane far faster than the step (rate a, synapse rate b, pb = exp(-b dt), pm =
+ * exp(-a dt) underflowed): the integral a (pb - pm) / (a - b), or its a == b limit pm a dt. */
+static double sm__psp_fallback(double a, double b, double pb, double pm, double dt)
+{
+    return a == b ? pm * (a * dt) : a * (pb - pm) / (a - b);
+}
+
 int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_errbuf_t *eb)
 {
     if (!(dt > 0.0) || !isfinite(dt))
@@ -32,9 +39,9 @@ int sm_lif_consts(const sm_lif_params_t *p, double dt, sm_lif_consts_t *c, sm_er
      * product above loses its precision, then to 0, where expm1(x) / x overflows); the same integral written as
      * a (exp(-b dt) - pm) / (a - b) stays finite and precise */
     if (!isfinite(c->ce) || c->pm < DBL_MIN)
-        c->ce = a * (c->pe - c->pm) / (a - 1.0 / p->tau_e);
+        c->ce = sm__psp_fallback(a, 1.0 / p->tau_e, c->pe, c->pm, dt);
     if (!isfinite(c->ci) || c->pm < DBL_MIN)
-        c->ci = a * (c->pi - c->pm) / (a - 1.0 / p->tau_i);
+        c->ci = sm__psp_fallback(a, 1.0 / p->tau_i, c->pi, c->pm, dt);
     c->v_inf = p->v_rest + p->i_bias;
     if (!isfinite(c->v_inf))
         return sm_errorf(eb, SM_ERANGE, "v_rest_mV + i_bias_mV (%g + %g) is not a finite number", p->v_rest,

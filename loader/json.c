@@ -398,7 +398,8 @@ int sm__jget_uint(sm__jctx_t *cx, json_t *obj, const char *key, int required, ui
         else if (d < (double)min)
             rc = sm__jerr(cx, SM_ERANGE, "must be at least %llu, got %g", (unsigned long long)min, d);
         else
-            rc = sm__jerr(cx, SM_ERANGE, "must be at most %llu, got %g", (unsigned long long)max, d);
+            rc = sm__jerr(cx, SM_ERANGE, d < 1e20 ? "must be at most %llu, got %.0f" : "must be at most %llu, got %g",
+                          (unsigned long long)max, d); /* every digit where the two are close */
     } else if (!json_is_integer(v)) {
         rc = sm__jerr(cx, SM_EPARSE, "must be a whole number, not %s", sm__jtype(v));
     } else {

@@ -171,7 +171,8 @@ static int sm__parse_pop(sm__jctx_t *cx, json_t *jp, sm_net_t *net, sm_pop_t *po
             if (!(pop->v_init_lo <= pop->v_init_hi))
                 rc = sm__jerr(cx, SM_ERANGE, "[lo, hi] needs lo <= hi, got [%g, %g]", pop->v_init_lo,
                               pop->v_init_hi);
-            else if (!isfinite(pop->v_init_hi - pop->v_init_lo)) /* lo + (hi - lo) u would be inf or NaN */
+            else if (pop->model == SM_MODEL_LIF && !isfinite(pop->v_init_hi - pop->v_init_lo))
+                /* lo + (hi - lo) u would be inf or NaN (sources ignore v_init_mV) */
                 rc = sm__jerr(cx, SM_ERANGE, "[lo, hi] = [%g, %g]: hi - lo must be a finite number",
                               pop->v_init_lo, pop->v_init_hi);
         } else {

@@ -1551,8 +1551,12 @@ static int sm__build(sm__nir_t *x, sm_net_t *net)
             rc = sm_errorf(x->eb, SM_ENOMEM, "%s: out of memory", x->file);
             break;
         }
-        for (uint32_t j = 0; j < nd->nin; j++)
+        for (uint32_t j = 0; j < nd->nin && rc == 0; j++) {
             pop->drive[j] = cin[q][j] * sm__drive_scale(nd, j);
+            if (!isfinite(pop->drive[j]))
+                rc = sm_errorf(x->eb, SM_ERANGE, "%s: node '%s': the constant input to neuron %u (its biases through "
+                               "the weights, times r) is not a finite number", x->file, nd->name, j);
+        }
     }
 out:
     for (uint32_t i = 0; cin && i < nn; i++)

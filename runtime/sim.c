@@ -74,6 +74,7 @@ static void sm__free_state(sm_sim_t *s)
             free(s->workers[w].spk[1]);
             free(s->workers[w].runs);
             free(s->workers[w].prof_hist);
+            free(s->workers[w].prof_slow_ns);
             free(s->workers[w].refq);
             free(s->workers[w].refq_mem);
             free(s->workers[w].dword);
@@ -505,6 +506,46 @@ static int sm__want_prefetch(const sm_sim_t *s)
     return !s->acc && state / s->nworkers > (size_t)have && state <= SM__PREFETCH_MAX_STATE;
 }
 
+/* --precision single holds v in a float: a potential beyond it, or two that far apart, makes v inf and then NaN
+ * (v_inf + (v - v_inf) pm), a neuron that silently never spikes again. The potentials a population's update
+ * starts from or relaxes to must lie within SM__SINGLE_MV of 0 and of each other, a quarter of the largest
+ * float, which leaves room for the update's sums. */
+#define SM__SINGLE_MV (FLT_MAX / 4.0)
+typedef struct {
+    const char *what;
+    double mv;
+} sm__mv_t;
+
+static int sm__single_fits(const sm_pop_t *pop, const sm_lif_consts_t *c, sm_errbuf_t *eb)
+{
+    sm__mv_t at[7] = {{"v_rest_mV + i_bias_mV", c->v_inf}, {"v_reset_mV", c->v_reset}, {"v_init_mV", pop->v_init_lo},
+                      {"v_init_mV", pop->v_init_hi}};
+    int n = 4;
+    if (c->general && c->v_base != c->v_inf)
+        at[n++] = (sm__mv_t){"i_bias_mV", c->v_base};
+    if (pop->drive) { /* a graph's per-neuron constant input: alone, and added to the steady drive */
+        double lo = pop->drive[0], hi = pop->drive[0];
+        for (uint32_t j = 1; j < pop->size; j++)
+            lo = fmin(lo, pop->drive[j]), hi = fmax(hi, pop->drive[j]);
+        at[n++] = (sm__mv_t){"a neuron's constant input from the graph", fabs(lo) > fabs(hi) ? lo : hi};
+        at[n++] = (sm__mv_t){"the steady drive with a neuron's constant input", c->v_base + lo};
+        at[n++] = (sm__mv_t){"the steady drive with a neuron's constant input", c->v_base + hi};
+    }
+    int lo = 0, hi = 0;
+    for (int k = 0; k < n; k++) {
+        if (!(fabs(at[k].mv) <= SM__SINGLE_MV))
+            return sm_errorf(eb, SM_ERANGE, "%s is %g mV, beyond the +-%.2g mV that --precision single (32-bit "
+                             "floats) computes with; use --precision double", at[k].what, at[k].mv, SM__SINGLE_MV);
+        lo = at[k].mv < at[lo].mv ? k : lo;
+        hi = at[k].mv > at[hi].mv ? k : hi;
+    }
+    if (at[hi].mv - at[lo].mv > SM__SINGLE_MV)
+        return sm_errorf(eb, SM_ERANGE, "%s (%g mV) and %s (%g mV) are %g mV apart, beyond the %.2g mV that "
+                         "--precision single (32-bit floats) computes with; use --precision double", at[lo].what,
+                         at[lo].mv, at[hi].what, at[hi].mv, at[hi].mv - at[lo].mv, SM__SINGLE_MV);
+    return 0;
+}
+
 int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opts, sm_errbuf_t *eb)
 {
     const sm_net_t *net = d->net;
@@ -589,8 +630,9 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             wk->refq = calloc((size_t)(wk->qmax - wk->qmin) + 3, sizeof *wk->refq);
             wk->refq_mem = malloc(2 * room * sizeof *wk->refq_mem);
             wk->prof_hist = opts->profile ? calloc(4 * SM__PROF_BINS, sizeof *wk->prof_hist) : NULL;
+            wk->prof_slow_ns = opts->profile ? calloc(SM__PROF_BINS, sizeof *wk->prof_slow_ns) : NULL;
             bad = !wk->spk[0] || !wk->spk[1] || !wk->runs || !wk->refq || !wk->refq_mem ||
-                  (opts->profile && !wk->prof_hist);
+                  (opts->profile && (!wk->prof_hist || !wk->prof_slow_ns));
             if (!bad)
                 sm__build_runs(s, wk);
         }
@@ -634,19 +676,12 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             free(s);
             return sm_errorf(eb, rc, "population '%s': %s", pop->name, msg);
         }
-        if (opts->single && pop->model == SM_MODEL_LIF) {
-            /* single precision holds v in a float: a potential beyond it becomes inf, and v_inf + (v - v_inf) pm
-             * then NaN, a neuron that silently never spikes again */
-            const sm_lif_consts_t *c = &s->consts[p];
-            double worst = fmax(fmax(fabs(c->v_inf), fabs(c->v_reset)),
-                                fmax(fabs(pop->v_init_lo), fabs(pop->v_init_hi)));
-            if (worst > FLT_MAX) {
-                sm__free_state(s);
-                free(s);
-                return sm_errorf(eb, SM_ERANGE, "population '%s': a potential of %g mV (v_rest_mV + i_bias_mV, "
-                                 "v_reset_mV or v_init_mV) does not fit the 32-bit floats of --precision single; "
-                                 "use --precision double", pop->name, worst);
-            }
+        if (opts->single && pop->model == SM_MODEL_LIF && (rc = sm__single_fits(pop, &s->consts[p], eb)) != 0) {
+            char msg[SM_ERRBUF_SIZE];
+            snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
+            sm__free_state(s);
+            free(s);
+            return sm_errorf(eb, rc, "population '%s': %s", pop->name, msg);
         }
         s->consts[p].prefetch = prefetch;
         s->p_spike[p] = pop->model == SM_MODEL_POISSON ? pop->rate_hz * net->dt * 1e-3 : 0.0;
@@ -979,21 +1014,27 @@ static uint32_t sm__prof_bin(uint64_t ns)
 }
 
 /* Seconds of the median of a histogram of steps (the middle of its bin). */
-static double sm__prof_median(const uint32_t *h, uint64_t steps)
+/* Seconds at which --profile's histogram bin b starts (b + 0.5: its middle). */
+static double sm__prof_edge(double b)
+{
+    return exp2(b / SM__PROF_PER_OCTAVE) * 1e-9;
+}
+
+static double sm__prof_median(const uint64_t *h, uint64_t steps)
 {
     uint64_t seen = 0;
     for (uint32_t b = 0; b < SM__PROF_BINS; b++) {
         seen += h[b];
         if (steps > 0 && 2 * seen >= steps)
-            return exp2(((double)b + 0.5) / SM__PROF_PER_OCTAVE) * 1e-9;
+            return sm__prof_edge((double)b + 0.5);
     }
     return 0.0;
 }
 
-/* --profile's slow steps, from the histogram h of whole steps: out[0] the median step's seconds, out[1] the steps
- * in bins that start at SM__SLOW_FACTOR x that or more, out[2] the seconds those took beyond the median (each
- * counted at its bin's middle: within 2%). */
-void sm__prof_slow(const uint32_t *h, uint64_t steps, double out[3])
+/* --profile's slow steps, from the histogram h of whole steps and the nanoseconds ns those in each bin took:
+ * out[0] the median step's seconds, out[1] the steps in bins that start at SM_PROFILE_SLOW_FACTOR x that or more
+ * (bins are 2% wide), out[2] the seconds those took beyond the median. */
+void sm__prof_slow(const uint64_t *h, const uint64_t *ns, uint64_t steps, double out[3])
 {
     double med = sm__prof_median(h, steps);
     out[0] = med;
@@ -1001,10 +1042,10 @@ void sm__prof_slow(const uint32_t *h, uint64_t steps, double out[3])
     if (med <= 0.0)
         return;
     for (uint32_t b = 0; b < SM__PROF_BINS; b++) {
-        if (h[b] == 0 || exp2((double)b / SM__PROF_PER_OCTAVE) * 1e-9 < SM__SLOW_FACTOR * med)
+        if (h[b] == 0 || sm__prof_edge(b) < SM_PROFILE_SLOW_FACTOR * med)
             continue;
-        out[1] += h[b];
-        out[2] += (double)h[b] * (exp2(((double)b + 0.5) / SM__PROF_PER_OCTAVE) * 1e-9 - med);
+        out[1] += (double)h[b];
+        out[2] += (double)ns[b] * 1e-9 - (double)h[b] * med;
     }
 }
 
@@ -1089,7 +1130,9 @@ static void sm__steps(sm__worker_t *w, uint64_t first, uint64_t count)
                 w->prof[ph] += (double)took[ph] * 1e-9;
                 w->prof_hist[ph * SM__PROF_BINS + sm__prof_bin(took[ph])]++;
             }
-            w->prof_hist[3 * SM__PROF_BINS + sm__prof_bin(t3 - t0)]++; /* the whole step */
+            uint32_t b = sm__prof_bin(t3 - t0); /* the whole step: its bin, and the exact time in the bin */
+            w->prof_hist[3 * SM__PROF_BINS + b]++;
+            w->prof_slow_ns[b] += t3 - t0;
         }
     }
     if (s->nworkers > 1) /* every route of the batch is done before the batch returns */
@@ -1206,7 +1249,8 @@ const sm_stats_t *sm_sim_stats(sm_sim_t *s)
             memcpy(s->thread_prof + 3 * (size_t)w, s->workers[w].prof, sizeof s->workers[w].prof);
             for (int ph = 0; ph < 3; ph++)
                 med[3 * (size_t)w + ph] = sm__prof_median(s->workers[w].prof_hist + ph * SM__PROF_BINS, s->step);
-            sm__prof_slow(s->workers[w].prof_hist + 3 * SM__PROF_BINS, s->step, med + 3 * (size_t)s->nworkers + 3 * w);
+            sm__prof_slow(s->workers[w].prof_hist + 3 * SM__PROF_BINS, s->workers[w].prof_slow_ns, s->step,
+                          med + 3 * (size_t)s->nworkers + 3 * (size_t)w);
         }
         memcpy(s->stats.phase_seconds, s->workers[0].prof, sizeof s->stats.phase_seconds);
         s->stats.thread_phase_seconds = s->thread_prof;

@@ -66,8 +66,6 @@ typedef struct {
 /* --profile's histogram of step phase times: SM__PROF_PER_OCTAVE bins per doubling of nanoseconds (2% wide) */
 #define SM__PROF_PER_OCTAVE 32u
 #define SM__PROF_BINS (40u * SM__PROF_PER_OCTAVE)
-/* --profile: a step that takes this many times the median step or more counts as slowed by other work */
-#define SM__SLOW_FACTOR 4.0
 
 /* A worker thread owns a contiguous range of population pieces (whole cores), hence a contiguous range of
  * neurons: it applies to them the synapses of every spike, and it updates them, give or take the border: between
@@ -93,8 +91,9 @@ typedef struct {
     uint32_t nspk[2];
     uint64_t ops;                /* synaptic events applied */
     double prof[3];              /* --profile: seconds in update, route, record and wait */
-    uint32_t *prof_hist;         /* --profile: [4][SM__PROF_BINS] steps by time in each phase, then whole steps,
+    uint64_t *prof_hist;         /* --profile: [4][SM__PROF_BINS] steps by time in each phase, then whole steps,
                                   * log scale */
+    uint64_t *prof_slow_ns;      /* --profile: [SM__PROF_BINS] nanoseconds the whole steps in each bin took */
     uint32_t sense;              /* barrier sense */
     uv_sem_t go;                 /* posted when a batch starts (or the worker must leave) */
     int started;
@@ -208,8 +207,10 @@ void sm__fold(sm_sim_t *s);
 void sm__signals_back(sm_sim_t *s);
 /* For tests: one window of made-up measurements for the balancer (per worker: ns per neuron update, ns of route
  * per step, over `steps` steps), which then moves the borders as in a run with --split adapt. */
-void sm__prof_slow(const uint32_t *h, uint64_t steps, double out[3]);
 void sm__balance_window(sm_sim_t *s, const double *per_neuron, const double *route, uint64_t steps);
+/* For tests: --profile's slow steps from a histogram of whole steps (h, and the nanoseconds ns those in each bin
+ * took) of `steps` steps: out[0] the median step's seconds, out[1] the slow steps, out[2] their seconds beyond it. */
+void sm__prof_slow(const uint64_t *h, const uint64_t *ns, uint64_t steps, double out[3]);
 int sm__timing_create(sm_sim_t *s, sm_errbuf_t *eb);
 void sm__timing_destroy(sm__timing_t *t);
 void sm__timing_mesh(sm_sim_t *s, uint64_t step, uint32_t parity);

@@ -221,6 +221,14 @@ typedef struct {
     int in_steps;
 } sm__vcd_clock_t;
 
+/* x units per step as a whole number, when x is one closely enough that steps of it stay within half a unit of
+ * the exact times over the whole run; else 0 */
+static uint64_t sm__vcd_whole(double x, uint64_t steps)
+{
+    double r = nearbyint(x);
+    return x >= 1.0 && fabs(x - r) * ((double)steps + 1.0) < 0.5 ? (uint64_t)r : 0;
+}
+
 static sm__vcd_clock_t sm__vcd_clock(double dt_ms, uint64_t steps)
 {
     static const struct {
@@ -228,19 +236,15 @@ static sm__vcd_clock_t sm__vcd_clock(double dt_ms, uint64_t steps)
         double per_ms;
     } u[] = {{"1 s", 1e-3}, {"1 ms", 1.0}, {"1 us", 1e3}, {"1 ns", 1e6}, {"1 ps", 1e9}, {"1 fs", 1e12}};
     int k = 3;
-    while (k < 5) {
-        double x = dt_ms * u[k].per_ms;
-        if (x >= 1.0 && fabs(x - nearbyint(x)) <= 1e-9 * x)
-            break;
+    while (k < 5 && !sm__vcd_whole(dt_ms * u[k].per_ms, steps))
         k++;
-    }
     while (k > 0 && ((double)steps + 1.0) * dt_ms * u[k].per_ms > 9.0e18)
         k--;
     sm__vcd_clock_t c = {u[k].unit, dt_ms * u[k].per_ms, 0, 0};
     if (c.per_step < 1.0 || ((double)steps + 1.0) * c.per_step > 9.0e18)
         c = (sm__vcd_clock_t){"1 ns", 1.0, 1, 1};
-    else if (fabs(c.per_step - nearbyint(c.per_step)) <= 1e-9 * c.per_step)
-        c.whole = (uint64_t)llround(c.per_step);
+    else
+        c.whole = sm__vcd_whole(c.per_step, steps);
     return c;
 }
 

@@ -181,13 +181,22 @@ printf '{"populations": [{"name": "a", "size": 4, "v_init_mV": [-1e308, 1e308]}]
 expect_fail "v_init_mV [lo, hi] whose width overflows (every neuron started at +inf)" \
     '^spikemesh run: vinit-wide\.json:1:[0-9]+: populations\[0\]\.v_init_mV: \[lo, hi\] = \[-1e\+308, 1e\+308\]: hi - lo must be a finite number$' \
     -- run vinit-wide.json
+# --precision single: a potential beyond a quarter of the largest float, or two that far apart (v became inf,
+# then NaN: no spike, exit 0)
 printf '{"populations": [{"name": "a", "size": 4, "params": {"v_rest_mV": 1e300}}]}\n' >"$T/rest-huge.json"
 expect_fail "a potential beyond a 32-bit float with --precision single (v became NaN, no spike)" \
-    "^spikemesh run: population 'a': a potential of 1e\\+300 mV .* does not fit the 32-bit floats of --precision single; use --precision double$" \
+    "^spikemesh run: population 'a': v_rest_mV \\+ i_bias_mV is 1e\\+300 mV, beyond the \\+-8\\.5e\\+37 mV that --precision single \\(32-bit floats\\) computes with; use --precision double$" \
     -- run rest-huge.json --precision single
 printf '{"populations": [{"name": "a", "size": 4, "params": {"v_reset_mV": -1e39, "v_rest_mV": -65}}]}\n' >"$T/reset-huge.json"
 expect_fail "v_reset_mV beyond a 32-bit float with --precision single" \
-    "^spikemesh run: population 'a': a potential of 1e\\+39 mV .* --precision single" -- run reset-huge.json --precision single
+    "^spikemesh run: population 'a': v_reset_mV is -1e\\+39 mV, beyond the \\+-8\\.5e\\+37 mV" -- run reset-huge.json --precision single
+printf '{"populations": [{"name": "a", "size": 4, "v_init_mV": -3e38, "params": {"v_rest_mV": 3e38, "v_thresh_mV": 2.9e38, "tau_m_ms": 1, "t_ref_ms": 0}}]}\n' >"$T/spread.json"
+expect_fail "with --precision single, potentials that each fit a float but not their difference" \
+    "^spikemesh run: population 'a': v_rest_mV \\+ i_bias_mV is 3e\\+38 mV, beyond" -- run spread.json --precision single
+printf '{"populations": [{"name": "a", "size": 4, "v_init_mV": -5e37, "params": {"v_rest_mV": 5e37, "v_thresh_mV": 4.9e37}}]}\n' >"$T/spread2.json"
+expect_fail "with --precision single, v_init_mV and v_rest_mV 1e38 apart" \
+    "^spikemesh run: population 'a': v_init_mV \\(-5e\\+37 mV\\) and v_rest_mV \\+ i_bias_mV \\(5e\\+37 mV\\) are 1e\\+38 mV apart, beyond the 8\\.5e\\+37 mV" \
+    -- run spread2.json --precision single
 
 printf '{"mesh": {"width": 2, "height": 2}, "cores_per_tile": 2, "core": {"max_neurons": 256, "synapse_memory_bytes": 65536}, "router": {"table_entries": 256}, "costs": {"syn_op_pj": 1e308}}\n' >"$T/chip-costly.json"
 expect_fail "a chip cost of 1e308 pJ (energy totals would be infinite)" \
@@ -848,10 +857,10 @@ expect_fail "placement: for another mesh" "the placement is for a 4x4 mesh" -- r
 # whole numbers written as floats: 2^64 (a version) and 2^63 (a seed, at most 2^63 - 1) were taken past their
 # maximum ((double)UINT64_MAX rounds up to 2^64); the version was then read as 0
 sed 's/"version": *1/"version": 1.8446744073709552e19/' "$T/pl.json" >"$T/pl_ver.json"
-expect_fail "placement: version 2^64 written as a float" "pl_ver\\.json:[0-9]+:[0-9]+: version: must be at most 18446744073709551615, got 1\\.84467e\\+19" \
+expect_fail "placement: version 2^64 written as a float" "pl_ver\\.json:[0-9]+:[0-9]+: version: must be at most 18446744073709551615, got 18446744073709551616$" \
     -- run cuba:600 --chip small:4x4 --placement "$T/pl_ver.json"
 sed 's/"seed": *1/"seed": 9.223372036854775807e18/' "$T/pl.json" >"$T/pl_seed.json"
-expect_fail "placement: seed 2^63 written as a float" "pl_seed\\.json:[0-9]+:[0-9]+: seed: must be at most 9223372036854775807, got 9\\.22337e\\+18" \
+expect_fail "placement: seed 2^63 written as a float" "pl_seed\\.json:[0-9]+:[0-9]+: seed: must be at most 9223372036854775807, got 9223372036854775808$" \
     -- run cuba:600 --chip small:4x4 --placement "$T/pl_seed.json"
 expect_fail "board of too many chips" "a board of 1000x1000 chips of 8x4 tiles is larger" -- run cuba --chip 'loihi*1000x1000'
 expect_fail "board written badly" "or the board as XxY chips" -- run cuba --chip 'loihi*4'

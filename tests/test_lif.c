@@ -220,6 +220,18 @@ static void test_consts(void)
         CU_ASSERT(sm_test_relerr(c.ce, a * exp(-0.1 / 5.0) / (a - 1.0 / 5.0)) < 1e-12);
         CU_ASSERT(sm_test_relerr(c.ci, a * exp(-0.1 / 10.0) / (a - 1.0 / 10.0)) < 1e-12);
     }
+    /* The same with a synapse as fast as the membrane (tau_e = tau_m): the integral is pm a dt (it was 0 / 0, and
+     * the network was refused). dt / tau = 1e4: pm and the factor are 0; 740: pm is subnormal. */
+    const double ratio[2] = {1e4, 740};
+    for (int k = 0; k < 2; k++) {
+        p = base_params;
+        p.tau_m = p.tau_e = 10.0;
+        CU_ASSERT_EQUAL(sm_lif_consts(&p, 10.0 * ratio[k], &c, NULL), 0);
+        double want = exp(-ratio[k]) * ratio[k]; /* pm a dt */
+        CU_ASSERT(isfinite(c.ce) && fabs(c.ce - want) <= 1e-12 * want + 1e-320);
+        CU_ASSERT(k == 0 ? c.ce == 0.0 : c.ce > 0.0);
+        CU_ASSERT(isfinite(c.ci));
+    }
     p = base_params;
     p.tau_m = 5e-324; /* 1 / tau_m is infinite */
     CU_ASSERT_EQUAL(sm_lif_consts(&p, 0.1, &c, NULL), SM_ERANGE);

@@ -618,6 +618,38 @@ static void test_composition(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "whole number of steps"));
 }
 
+/* A constant input too large for a double (bias 1e300 through r 1e300) is refused, naming the node (the drive was
+ * inf, and the neurons NaN). */
+static void test_drive_overflow(void)
+{
+    char file[256];
+    sm_net_t net;
+    sm_errbuf_t eb = {0};
+    hid_t f = nw_create(tpath(file, sizeof file, "drive_inf.nir")), g = nw_graph(f, "node", 1), n;
+    n = nw_node(g, "in", "Input");
+    nw_shape(n, "shape", 2);
+    H5Gclose(n);
+    n = nw_node(g, "aff", "Affine");
+    double A[] = {0, 0, 0, 0}, B[] = {1.0, 1e300}; /* no synapses: only the bias reaches the LIF */
+    nw_f64(n, "weight", A, 2, 2);
+    nw_f64(n, "bias", B, 2, 0);
+    H5Gclose(n);
+    n = nw_node(g, "lif", "LIF");
+    double tau[] = {0.01, 0.01}, r[] = {1e300, 1e300}, z[] = {0, 0}, one[] = {1, 1};
+    nw_f64(n, "tau", tau, 2, 0);
+    nw_f64(n, "r", r, 2, 0);
+    nw_f64(n, "v_leak", z, 2, 0);
+    nw_f64(n, "v_threshold", one, 2, 0);
+    H5Gclose(n);
+    const char *e[] = {"in", "aff", "aff", "lif"};
+    nw_edges(g, e, 2);
+    H5Gclose(g);
+    nw_close(f);
+    CU_ASSERT_EQUAL(sm_net_load_nir(file, 0.1, &net, &eb), SM_ERANGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "node 'lif': the constant input to neuron 1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "not a finite number"));
+}
+
 /* ---- the real files ---- */
 
 static void test_shared_files(void)
@@ -1065,6 +1097,7 @@ int sm_test_nir_register(void)
 {
     CU_pSuite s = CU_add_suite("nir", suite_init, suite_clean);
     if (!s || !CU_add_test(s, "every shared NIR file loads or is refused by node and type", test_shared_files) ||
+        !CU_add_test(s, "a constant input beyond a double is refused", test_drive_overflow) ||
         !CU_add_test(s, "lif_norse.nir and variants follow the closed-form LIF trace", test_lif_norse_trace) ||
         !CU_add_test(s, "IF and I: closed-form integrator", test_if_i) ||
         !CU_add_test(s, "LI: closed-form leaky integrator", test_li) ||

@@ -408,45 +408,59 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* --profile's slow steps (sm__prof_slow), from a histogram of made-up step times binned as runtime/sim.c
- * documents (bin floor(32 log2 ns)), against the exact median, count and excess of the times themselves. */
+ * documents (bin floor(32 log2 ns)) with each bin's exact nanoseconds, against the exact median, count and excess
+ * of the times themselves; one step far beyond the last bin (an hour) counts at its own length. */
 static void test_prof_slow(void)
 {
     enum { NSTEPS = 10000 };
-    static uint64_t ns[NSTEPS];
-    static uint32_t h[SM__PROF_BINS];
+    static uint64_t ns[NSTEPS], h[SM__PROF_BINS], sum[SM__PROF_BINS], sorted[NSTEPS];
     uint64_t state = 12345;
     for (uint32_t i = 0; i < NSTEPS; i++) {
         state = state * 6364136223846793005ull + 1442695040888963407ull;
         uint32_t r = (uint32_t)(state >> 33) % 10000u;
-        if (i % 100 == 7) /* 100 slow steps: 0.25 to 1 ms */
+        if (i == 5007)
+            ns[i] = 3600000000000ull; /* one of the 100 slow steps: an hour, past the last bin (2^40 ns) */
+        else if (i % 100 == 7) /* the other 99: 0.25 to 1 ms */
             ns[i] = 250000u + (uint64_t)r * 75u;
         else if (i % 50 == 3) /* 100 a little slow: 100 to 200 us, under 4x the median */
             ns[i] = 100000u + (uint64_t)r * 10u;
         else /* the rest: 55 to 65 us */
             ns[i] = 55000u + r;
     }
-    for (uint32_t i = 0; i < NSTEPS; i++)
-        h[(uint32_t)floor(log2((double)ns[i]) * SM__PROF_PER_OCTAVE)]++;
-    static uint64_t sorted[NSTEPS];
+    for (uint32_t i = 0; i < NSTEPS; i++) {
+        double b = floor(log2((double)ns[i]) * SM__PROF_PER_OCTAVE);
+        uint32_t bin = b >= SM__PROF_BINS - 1 ? SM__PROF_BINS - 1 : (uint32_t)b;
+        h[bin]++;
+        sum[bin] += ns[i];
+    }
     memcpy(sorted, ns, sizeof sorted);
     qsort(sorted, NSTEPS, sizeof *sorted, cmp_u64);
     double med = (double)sorted[NSTEPS / 2 - 1] * 1e-9, slow = 0, extra = 0;
     for (uint32_t i = 0; i < NSTEPS; i++)
-        if ((double)ns[i] * 1e-9 >= 4.0 * med)
+        if ((double)ns[i] * 1e-9 >= SM_PROFILE_SLOW_FACTOR * med)
             slow++, extra += (double)ns[i] * 1e-9 - med;
     CU_ASSERT_EQUAL(slow, 100);
     double out[3];
-    sm__prof_slow(h, NSTEPS, out);
-    CU_ASSERT(fabs(out[0] - med) <= 0.022 * med);
+    sm__prof_slow(h, sum, NSTEPS, out);
+    CU_ASSERT(fabs(out[0] - med) <= 0.011 * med); /* the median bin's middle */
     CU_ASSERT_EQUAL(out[1], slow);
-    CU_ASSERT(fabs(out[2] - extra) <= 0.022 * extra);
+    /* exact sums, less 100 medians known to within 1.1% */
+    CU_ASSERT(fabs(out[2] - extra) <= 100 * 0.011 * med + 1e-9);
+    /* without the hour: the other 99 slow steps (a few ms in all, where 99 medians are 10%) */
+    h[SM__PROF_BINS - 1]--;
+    sum[SM__PROF_BINS - 1] -= ns[5007];
+    extra -= (double)ns[5007] * 1e-9 - med;
+    sm__prof_slow(h, sum, NSTEPS - 1, out);
+    CU_ASSERT_EQUAL(out[1], 99);
+    CU_ASSERT(fabs(out[2] - extra) <= 99 * 0.011 * med + 1e-12);
     /* no slow step: none counted; no step at all: nothing */
     memset(h, 0, sizeof h);
+    memset(sum, 0, sizeof sum);
     h[(uint32_t)floor(log2(60000.0) * SM__PROF_PER_OCTAVE)] = 10;
     h[(uint32_t)floor(log2(200000.0) * SM__PROF_PER_OCTAVE)] = 3;
-    sm__prof_slow(h, 13, out);
+    sm__prof_slow(h, sum, 13, out);
     CU_ASSERT(out[1] == 0 && out[2] == 0);
-    sm__prof_slow(h, 0, out);
+    sm__prof_slow(h, sum, 0, out);
     CU_ASSERT(out[0] == 0 && out[1] == 0 && out[2] == 0);
 }
 

@@ -65,7 +65,7 @@ static const char *const sm_usage_run =
     "  --precision P      neuron state in double (default) or single precision\n"
     "  --profile          print the time each thread spent in each phase of the step (update, route, record\n"
     "                     and wait), in all and in the median step, and the steps of 4x the median or more\n"
-    "                     (slowed by other work on the machine) with the time they lost\n"
+    "                     (often held up by other work on the machine) with the time they lost\n"
     "  --timing           model each step's time and energy on the chip (docs/timing.md)\n"
     "  --mesh-model M     mesh time in that model: zero-load (default: packets never contend) or cycle\n"
     "                     (the cycle-level mesh: buffers, arbitration, backpressure); cycle implies --timing\n"
@@ -444,10 +444,10 @@ static int sm_cmd_run(int argc, char **argv)
                 const double *m = st->thread_phase_median + 3 * (size_t)w;
                 const double *sl = st->thread_slow_steps + 3 * (size_t)w;
                 printf("  %-15s update %.3f s, route %.3f s, record and wait %.3f s (thread %u, %u neurons at "
-                       "the end); median step %.1f + %.1f + %.1f us; %.0f step%s of 4x the median or more, "
+                       "the end); median step %.1f + %.1f + %.1f us; %.0f step%s of %gx the median or more, "
                        "%.3f s beyond it\n",
                        w == 0 ? "profile" : "", t[0], t[1], t[2], w, st->thread_neurons[w], m[0] * 1e6, m[1] * 1e6,
-                       m[2] * 1e6, sl[1], sl[1] == 1.0 ? "" : "s", sl[2]);
+                       m[2] * 1e6, sl[1], sl[1] == 1.0 ? "" : "s", SM_PROFILE_SLOW_FACTOR, sl[2]);
             }
         if (cli.realtime)
             printf("  %-15s %llu steps finished late\n", "overruns", (unsigned long long)st->overruns);

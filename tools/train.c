@@ -15,6 +15,11 @@
 #include "tools/cli.h"
 #include "spikemesh/spikemesh.h"
 
+/* The most trials in a batch (--batch, and a task file's batch) */
+#define SM__MAX_BATCH 65536
+#define SM__STR2(x) #x
+#define SM__STR(x) SM__STR2(x)
+
 static const char *const sm_usage_train =
     "usage: spikemesh train TASK [OPTIONS]\n"
     "\n"
@@ -250,8 +255,8 @@ static int sm__task_load(const char *path, sm_task_t *t, sm_errbuf_t *eb)
         rc = sm_errorf(eb, SM_ERANGE, "%s: steps, iterations and batch must be at least 1", path);
         goto out;
     }
-    if (t->batch > 65536) { /* the same bound as --batch */
-        rc = sm_errorf(eb, SM_ERANGE, "%s: batch: must be between 1 and 65536, got %u", path, t->batch);
+    if (t->batch > SM__MAX_BATCH) { /* the same bound as --batch */
+        rc = sm_errorf(eb, SM_ERANGE, "%s: batch: must be between 1 and %d, got %u", path, SM__MAX_BATCH, t->batch);
         goto out;
     }
     if ((rc = sm_eprop_params_check(&t->p, eb)) != 0) {
@@ -1016,7 +1021,7 @@ int sm_cmd_train(int argc, char **argv)
         case O_BATCH:
             if (sm_cli_u64("train", "--batch", optarg, &batch))
                 return SM_EXIT_BADINPUT;
-            range = batch < 1 || batch > 65536 ? "must be between 1 and 65536" : NULL;
+            range = batch < 1 || batch > SM__MAX_BATCH ? "must be between 1 and " SM__STR(SM__MAX_BATCH) : NULL;
             break;
         case O_LR:
             if (sm_cli_double("train", "--lr", optarg, &lr))

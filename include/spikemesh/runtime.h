@@ -87,9 +87,12 @@ typedef struct {
                                          * (within 2%): unlike the totals, not moved by a few slow steps */
     const uint32_t *thread_neurons;     /* [threads]: neurons each thread updates now (see sm_run_opts_t.split) */
     const double *thread_slow_steps;    /* --profile: [threads][3]: the median whole step's seconds, the steps that
-                                         * took 4x that or more (slowed by other work on the machine, most
-                                         * likely), and the seconds they took beyond the median (within 2%) */
+                                         * took SM_PROFILE_SLOW_FACTOR x that or more (within 2%), whatever held
+                                         * them up, and the seconds they took beyond the median (NULL without) */
 } sm_stats_t;
+
+/* --profile counts a step as slow when it takes this many times the median step or more */
+#define SM_PROFILE_SLOW_FACTOR 4.0
 
 typedef struct sm_sim sm_sim_t;
 
