@@ -206,6 +206,8 @@ expect_fail "a chip cost of 1e308 pJ (energy totals would be infinite)" \
 printf '{"duration_ms": 0.05, "populations": [{"name": "a", "size": 2}]}\n' >"$T/short.json"
 expect_fail "duration_ms shorter than a step" \
     '^spikemesh run: short\.json:1:17: duration_ms: 0\.05 ms is shorter than one step of 0\.1 ms \(0 runs no step\)$' -- run short.json
+expect_fail "--duration that underflows to 0 (it ran no step)" \
+    "^spikemesh run: --duration '1e-400': too close to 0 for a double; give 0 or a larger number$" -- run good.json --duration 1e-400
 expect_fail "--duration shorter than a step" \
     '^spikemesh run: --duration 0\.05 ms is shorter than one step of 0\.1 ms \(0 runs no step\)$' -- run good.json --duration 0.05
 

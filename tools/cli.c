@@ -37,9 +37,18 @@ int sm_cli_check_writable(const char *path)
 int sm_cli_double(const char *cmd, const char *opt, const char *arg, double *out)
 {
     char *end;
-    /* Decimal only: strtod would also take leading blanks, hexadecimal and "inf"/"nan". An underflow to 0 is
-     * fine; an overflow gives inf. */
+    /* Decimal only: strtod would also take leading blanks, hexadecimal and "inf"/"nan". An overflow gives inf; a
+     * number other than 0 that underflows to 0 is refused (--duration 1e-400 ran no step). */
+    errno = 0;
     double v = strtod(arg, &end);
+    if (end != arg && *end == '\0' && errno == ERANGE && v == 0.0 && strpbrk(arg, "123456789")) {
+        char *e = strpbrk(arg, "eE");
+        if (!e || strpbrk(arg, "123456789") < e) { /* a digit other than 0 before any exponent */
+            fprintf(stderr, "spikemesh %s: %s '%s': too close to 0 for a double; give 0 or a larger number\n", cmd,
+                    opt, arg);
+            return -1;
+        }
+    }
     if (end == arg || *end != '\0' || !isfinite(v) || strpbrk(arg, "xX") || !(isdigit((unsigned char)arg[0]) ||
         arg[0] == '.' || arg[0] == '-' || arg[0] == '+')) {
         fprintf(stderr, "spikemesh %s: %s '%s': not a finite decimal number\n", cmd, opt, arg);
