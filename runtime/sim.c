@@ -518,7 +518,7 @@ typedef struct {
 
 static int sm__single_fits(const sm_pop_t *pop, const sm_lif_consts_t *c, sm_errbuf_t *eb)
 {
-    sm__mv_t at[7] = {{"v_rest_mV + i_bias_mV", c->v_inf}, {"v_reset_mV", c->v_reset}, {"v_init_mV", pop->v_init_lo},
+    sm__mv_t at[8] = { /* 4, then 1 without a leak, then 3 with a graph's input */{"v_rest_mV + i_bias_mV", c->v_inf}, {"v_reset_mV", c->v_reset}, {"v_init_mV", pop->v_init_lo},
                       {"v_init_mV", pop->v_init_hi}};
     int n = 4;
     if (c->general && c->v_base != c->v_inf)
@@ -664,19 +664,10 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
     const int prefetch = sm__want_prefetch(s);
     for (uint32_t p = 0; p < net->npops; p++) {
         const sm_pop_t *pop = &net->pops[p];
-        /* Sources (poisson, spike_source) have no membrane and no refractory period: their LIF parameters are
-         * placeholders, and must not make a small dt fail on a refractory period they do not have. */
-        sm_lif_params_t lp = pop->lif;
-        if (pop->model != SM_MODEL_LIF)
-            lp.t_ref = 0.0;
-        if ((rc = sm_lif_consts(&lp, net->dt, &s->consts[p], eb)) != 0) {
-            char msg[SM_ERRBUF_SIZE];
-            snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
-            sm__free_state(s);
-            free(s);
-            return sm_errorf(eb, rc, "population '%s': %s", pop->name, msg);
-        }
-        if (opts->single && pop->model == SM_MODEL_LIF && (rc = sm__single_fits(pop, &s->consts[p], eb)) != 0) {
+        /* Only lif populations have a membrane: sources (poisson, spike_source) keep zero constants, and their
+         * placeholder parameters cannot refuse a run (a small dt against a refractory period they do not have). */
+        if (pop->model == SM_MODEL_LIF && ((rc = sm_lif_consts(&pop->lif, net->dt, &s->consts[p], eb)) != 0 ||
+                                           (opts->single && (rc = sm__single_fits(pop, &s->consts[p], eb)) != 0))) {
             char msg[SM_ERRBUF_SIZE];
             snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
             sm__free_state(s);
@@ -1013,13 +1004,13 @@ static uint32_t sm__prof_bin(uint64_t ns)
     return b >= SM__PROF_BINS - 1 ? SM__PROF_BINS - 1 : (uint32_t)b;
 }
 
-/* Seconds of the median of a histogram of steps (the middle of its bin). */
 /* Seconds at which --profile's histogram bin b starts (b + 0.5: its middle). */
 static double sm__prof_edge(double b)
 {
     return exp2(b / SM__PROF_PER_OCTAVE) * 1e-9;
 }
 
+/* Seconds of the median of a histogram of steps (the middle of its bin). */
 static double sm__prof_median(const uint64_t *h, uint64_t steps)
 {
     uint64_t seen = 0;

@@ -235,13 +235,14 @@ static sm__vcd_clock_t sm__vcd_clock(double dt_ms, uint64_t steps)
         const char *unit;
         double per_ms;
     } u[] = {{"1 s", 1e-3}, {"1 ms", 1.0}, {"1 us", 1e3}, {"1 ns", 1e6}, {"1 ps", 1e9}, {"1 fs", 1e12}};
+    const double end = (double)steps + 1.0, most = 9.0e18; /* times stay below 2^63 */
     int k = 3;
     while (k < 5 && !sm__vcd_whole(dt_ms * u[k].per_ms, steps))
         k++;
-    while (k > 0 && ((double)steps + 1.0) * dt_ms * u[k].per_ms > 9.0e18)
+    while (k > 0 && end * dt_ms * u[k].per_ms > most)
         k--;
     sm__vcd_clock_t c = {u[k].unit, dt_ms * u[k].per_ms, 0, 0};
-    if (c.per_step < 1.0 || ((double)steps + 1.0) * c.per_step > 9.0e18)
+    if (c.per_step < 1.0 || end * c.per_step > most)
         c = (sm__vcd_clock_t){"1 ns", 1.0, 1, 1};
     else
         c.whole = sm__vcd_whole(c.per_step, steps);

@@ -41,6 +41,16 @@ else
     notok "examples/cuba.json is missing"
 fi
 
+# wait_for_loop DIR: waits (up to 30 s) until a run with --out DIR has written spikes, so that its loop is running
+# (a signal during set-up has its default effect).
+wait_for_loop() {
+    waited=0
+    while [ "$(wc -c 2>/dev/null <"$1/spikes.csv.part" || echo 0)" -le 100 ] && [ $waited -lt 300 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
 # SIGINT stops at the end of a step, closes every output, exits 130.
 "$SPIKEMESH" run cuba --duration 1000000 --out "$tmp/g" --no-progress >"$tmp/g.out" 2>&1 &
 pid=$!
@@ -59,11 +69,7 @@ check "SIGINT leaves no .part files" [ -z "$(ls "$tmp/g" | grep part)" ]
 for gap in 0.001 0.02 0.1; do
     "$SPIKEMESH" run cuba:4000 --duration 1000000 --mesh-model cycle --out "$tmp/g2" --no-progress >/dev/null 2>&1 &
     pid=$!
-    waited=0
-    while [ "$(wc -c 2>/dev/null <"$tmp/g2/spikes.csv.part" || echo 0)" -le 100 ] && [ $waited -lt 300 ]; do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    wait_for_loop "$tmp/g2"
     kill -INT "$pid"
     sleep "$gap"
     kill -INT "$pid" 2>/dev/null
@@ -169,11 +175,7 @@ check "run --profile prints a line per thread" [ "$(grep -c 'median step' "$tmp/
 "$SPIKEMESH" run cuba:4000 --duration 1000000 --threads 2 --profile --out "$tmp/stall" --no-progress \
     >/dev/null 2>&1 &
 pid=$!
-waited=0
-while [ "$(wc -c 2>/dev/null <"$tmp/stall/spikes.csv.part" || echo 0)" -le 100 ] && [ $waited -lt 300 ]; do
-    sleep 0.1
-    waited=$((waited + 1))
-done
+wait_for_loop "$tmp/stall"
 for k in 1 2; do
     kill -STOP "$pid"
     sleep 0.4

@@ -85,6 +85,32 @@ void nw_f64_1(hid_t loc, const char *name, double v)
     nw_f64(loc, name, &v, 1, 0);
 }
 
+void nw_input(hid_t graph, const char *name, long long n)
+{
+    hid_t g = nw_node(graph, name, "Input");
+    nw_shape(g, "shape", n);
+    H5Gclose(g);
+}
+
+void nw_affine(hid_t graph, const char *name, const double *w, size_t rows, size_t cols, const double *bias)
+{
+    hid_t g = nw_node(graph, name, "Affine");
+    nw_f64(g, "weight", w, rows, cols);
+    nw_f64(g, "bias", bias, rows, 0);
+    H5Gclose(g);
+}
+
+void nw_lif(hid_t graph, const char *name, size_t n, const double *tau, const double *r, const double *v_leak,
+            const double *v_th)
+{
+    hid_t g = nw_node(graph, name, "LIF");
+    nw_f64(g, "tau", tau, n, 0);
+    nw_f64(g, "r", r, n, 0);
+    nw_f64(g, "v_leak", v_leak, n, 0);
+    nw_f64(g, "v_threshold", v_th, n, 0);
+    H5Gclose(g);
+}
+
 void nw_shape(hid_t loc, const char *name, long long n)
 {
     hsize_t dims[1] = {1};

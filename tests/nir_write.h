@@ -26,4 +26,11 @@ void nw_close(hid_t file);
 /* One-value datasets, the common case of the tests. */
 void nw_f64_1(hid_t loc, const char *name, double v);
 
+/* Whole nodes, float64: an Input of n neurons; an Affine with weight rows x cols (out x in) and rows biases; a LIF
+ * of n neurons with tau (s), r, v_leak and v_threshold. */
+void nw_input(hid_t graph, const char *name, long long n);
+void nw_affine(hid_t graph, const char *name, const double *w, size_t rows, size_t cols, const double *bias);
+void nw_lif(hid_t graph, const char *name, size_t n, const double *tau, const double *r, const double *v_leak,
+            const double *v_th);
+
 #endif

@@ -41,13 +41,12 @@ int sm_cli_double(const char *cmd, const char *opt, const char *arg, double *out
      * number other than 0 that underflows to 0 is refused (--duration 1e-400 ran no step). */
     errno = 0;
     double v = strtod(arg, &end);
-    if (end != arg && *end == '\0' && errno == ERANGE && v == 0.0 && strpbrk(arg, "123456789")) {
-        char *e = strpbrk(arg, "eE");
-        if (!e || strpbrk(arg, "123456789") < e) { /* a digit other than 0 before any exponent */
-            fprintf(stderr, "spikemesh %s: %s '%s': too close to 0 for a double; give 0 or a larger number\n", cmd,
-                    opt, arg);
-            return -1;
-        }
+    const char *nonzero = strpbrk(arg, "123456789"), *expo = strpbrk(arg, "eE");
+    if (end != arg && *end == '\0' && errno == ERANGE && v == 0.0 && nonzero && (!expo || nonzero < expo)) {
+        /* a digit other than 0 before any exponent: not 0 */
+        fprintf(stderr, "spikemesh %s: %s '%s': too close to 0 for a double; give 0 or a larger number\n", cmd, opt,
+                arg);
+        return -1;
     }
     if (end == arg || *end != '\0' || !isfinite(v) || strpbrk(arg, "xX") || !(isdigit((unsigned char)arg[0]) ||
         arg[0] == '.' || arg[0] == '-' || arg[0] == '+')) {

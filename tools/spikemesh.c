@@ -320,10 +320,15 @@ static int sm_cmd_run(int argc, char **argv)
     if (!cli.network)
         cli.network = "cuba";
     uint64_t t0 = uv_hrtime();
-    if ((rc = sm_cli_load_network(cli.network, cli.dt, &net, &eb)) == 0 && cli.input) {
-        /* the run's length, so that the input keeps only the spikes within it */
-        net.duration = cli.duration >= 0 ? cli.duration : net.duration > 0 ? net.duration : 1000.0;
-        rc = sm_net_load_input(&net, cli.input, &eb);
+    double run_ms = 0.0; /* the run's length: --duration, else the network's duration_ms, else 1000 ms */
+    if ((rc = sm_cli_load_network(cli.network, cli.dt, &net, &eb)) == 0) {
+        const double file_ms = net.duration;
+        run_ms = cli.duration >= 0 ? cli.duration : file_ms > 0 ? file_ms : 1000.0;
+        if (cli.input) { /* the input keeps only the spikes within the run */
+            net.duration = run_ms;
+            rc = sm_net_load_input(&net, cli.input, &eb);
+            net.duration = file_ms;
+        }
     }
     if (rc != 0) {
         fprintf(stderr, "spikemesh run: %s\n", eb.msg);
@@ -359,7 +364,7 @@ static int sm_cmd_run(int argc, char **argv)
         return EXIT_BADINPUT;
     }
     double setup;
-    sm_run_opts_t ro = {.duration = cli.duration >= 0 ? cli.duration : (net.duration > 0 ? net.duration : 1000.0),
+    sm_run_opts_t ro = {.duration = run_ms,
                         .realtime = cli.realtime,
                         .progress = cli.json ? (cli.progress > 0) : cli.progress,
                         .threads = (uint32_t)cli.threads,

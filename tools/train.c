@@ -377,8 +377,6 @@ static char *sm__join(const char *dir, const char *name, const char *ext)
     return s;
 }
 
-/* Writes the n outputs all or none: each text to DIR/NAME.part, and only when all are written renames them to
- * DIR/NAME; on failure the .part files are removed. */
 /* What train --out writes. */
 static const char *const sm__out_files[4] = {"learning_curve.csv", "learning_curve.svg", "trained_network.json",
                                              "traffic.json"};
@@ -398,6 +396,8 @@ static int sm__blocked(const char *dir, const char *const *names, int n)
     return -1;
 }
 
+/* Writes the n outputs all or none: each text to DIR/NAME.part, and only when all are written renames them to
+ * DIR/NAME; on failure the .part files are removed. */
 static int sm__write_all(const char *dir, const char *const *names, char *const *texts, const size_t *lens, int n,
                          sm_errbuf_t *eb)
 {
@@ -1146,6 +1146,17 @@ int sm_cmd_train(int argc, char **argv)
         fprintf(stderr, "spikemesh train: %s: %s\n", task.name, eb.msg);
         return SM_EXIT_BADINPUT;
     }
+    /* A batch holds every trial's inputs, mask and targets at once (sm__batch_alloc): refuse one larger than the
+     * machine. */
+    double need = (double)task.batch * task.nsteps * (task.p.n_in + 1.0 + 8.0 * task.p.n_out);
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (phys > 0 && need > phys) {
+        fprintf(stderr,
+                "spikemesh train: %s: a batch of %u trials of %u steps with %u inputs needs %.3g GiB for its inputs "
+                "and targets, more than this machine's %.3g GiB (lower batch, steps or n_in)\n",
+                spec, task.batch, task.nsteps, task.p.n_in, need / 1073741824.0, phys / 1073741824.0);
+        return SM_EXIT_BADINPUT;
+    }
 
     sm_eprop_net_t net;
     sm_opt_t opt = {0};
@@ -1204,18 +1215,6 @@ int sm_cmd_train(int argc, char **argv)
     free(txt);
     txt = NULL;
     have_dep = 1;
-    {
-        /* A batch holds every trial's inputs, mask and targets at once: refuse one larger than the machine. */
-        double need = (double)task.batch * task.nsteps * (task.p.n_in + 1.0 + 8.0 * task.p.n_out);
-        double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-        if (phys > 0 && need > phys) {
-            fprintf(stderr,
-                    "spikemesh train: %s: a batch of %u trials of %u steps with %u inputs needs %.3g GiB for its "
-                    "inputs and targets, more than this machine's %.3g GiB (lower batch, steps or n_in)\n",
-                    spec, task.batch, task.nsteps, task.p.n_in, need / 1073741824.0, phys / 1073741824.0);
-            goto done;
-        }
-    }
     nspk = calloc((size_t)task.p.n_in + task.p.n_rec, sizeof *nspk);
     online_spk = calloc(task.p.n_rec, sizeof *online_spk);
     work = task.update_every ? sm_eprop_work_new(&task.p) : NULL;
