@@ -379,8 +379,8 @@ static int sm__parse_proj(sm__jctx_t *cx, json_t *jp, const sm_net_t *net, sm_pr
         }
     } else if (strcmp(rule, "list") == 0) {
         pr->rule = SM_CONN_LIST;
-        rc = sm__parse_pairs(cx, conn, net, pr);
-        goto out;
+        if ((rc = sm__parse_pairs(cx, conn, net, pr)) != 0)
+            goto out;
     } else {
         sm__jpush_key(cx, "rule");
         rc = sm__jerr(cx, SM_ENOENT, "unknown rule \"%.80s\" (known: bernoulli, blocks, all_to_all, one_to_one, list)",
@@ -388,10 +388,20 @@ static int sm__parse_proj(sm__jctx_t *cx, json_t *jp, const sm_net_t *net, sm_pr
         sm__jpop(cx);
         goto out;
     }
-    if (json_object_get(conn, "pairs") || json_object_get(conn, "weights_mV")) {
+    if (pr->rule != SM_CONN_LIST && (json_object_get(conn, "pairs") || json_object_get(conn, "weights_mV"))) {
         sm__jpush_key(cx, json_object_get(conn, "pairs") ? "pairs" : "weights_mV");
         rc = sm__jerr(cx, SM_EPARSE, "only rule \"list\" takes pairs and weights");
         sm__jpop(cx);
+        goto out;
+    }
+    for (int q = 0; q < 3 && pr->rule != SM_CONN_BLOCKS; q++) {
+        static const char *const bk[3] = {"blocks", "p_next", "p_out"};
+        if (json_object_get(conn, bk[q])) {
+            sm__jpush_key(cx, bk[q]);
+            rc = sm__jerr(cx, SM_EPARSE, "only rule \"blocks\" takes blocks, p_next and p_out");
+            sm__jpop(cx);
+            goto out;
+        }
     }
 out:
     sm__jpop(cx);

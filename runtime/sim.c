@@ -672,7 +672,7 @@ int sm_sim_create(sm_sim_t **out, const sm_deploy_t *d, const sm_run_opts_t *opt
             snprintf(msg, sizeof msg, "%s", eb ? eb->msg : "");
             sm__free_state(s);
             free(s);
-            return sm_errorf(eb, rc, "population '%s': %s", pop->name, msg);
+            return sm_errorf(eb, rc, "network '%s': population '%s': %s", net->name, pop->name, msg);
         }
         s->consts[p].prefetch = prefetch;
         s->p_spike[p] = pop->model == SM_MODEL_POISSON ? pop->rate_hz * net->dt * 1e-3 : 0.0;

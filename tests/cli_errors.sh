@@ -174,7 +174,7 @@ expect_fail "v_rest_mV + i_bias_mV overflows" \
     -- run bias-inf.json
 printf '{"populations": [{"name": "a", "size": 4, "params": {"tau_m_ms": 5e-324}}]}\n' >"$T/tau-tiny.json"
 expect_fail "tau_m_ms so small that 1 / tau_m overflows" \
-    "^spikemesh run: population 'a': time constants tau_m 4.94066e-324, tau_e 5, tau_i 10 ms against a step of 0.1 ms give propagators that are not finite numbers$" \
+    "^spikemesh run: tau-tiny\\.json: network 'network': population 'a': time constants tau_m 4.94066e-324, tau_e 5, tau_i 10 ms against a step of 0.1 ms give propagators that are not finite numbers$" \
     -- run tau-tiny.json
 
 printf '{"populations": [{"name": "a", "size": 4, "v_init_mV": [-1e308, 1e308]}]}\n' >"$T/vinit-wide.json"
@@ -185,17 +185,17 @@ expect_fail "v_init_mV [lo, hi] whose width overflows (every neuron started at +
 # then NaN: no spike, exit 0)
 printf '{"populations": [{"name": "a", "size": 4, "params": {"v_rest_mV": 1e300}}]}\n' >"$T/rest-huge.json"
 expect_fail "a potential beyond a 32-bit float with --precision single (v became NaN, no spike)" \
-    "^spikemesh run: population 'a': v_rest_mV \\+ i_bias_mV is 1e\\+300 mV, beyond the \\+-8\\.5e\\+37 mV that --precision single \\(32-bit floats\\) computes with; use --precision double$" \
+    "^spikemesh run: rest-huge\\.json: network 'network': population 'a': v_rest_mV \\+ i_bias_mV is 1e\\+300 mV, beyond the \\+-8\\.5e\\+37 mV that --precision single \\(32-bit floats\\) computes with; use --precision double$" \
     -- run rest-huge.json --precision single
 printf '{"populations": [{"name": "a", "size": 4, "params": {"v_reset_mV": -1e39, "v_rest_mV": -65}}]}\n' >"$T/reset-huge.json"
 expect_fail "v_reset_mV beyond a 32-bit float with --precision single" \
-    "^spikemesh run: population 'a': v_reset_mV is -1e\\+39 mV, beyond the \\+-8\\.5e\\+37 mV" -- run reset-huge.json --precision single
+    "^spikemesh run: reset-huge\\.json: network 'network': population 'a': v_reset_mV is -1e\\+39 mV, beyond the \\+-8\\.5e\\+37 mV" -- run reset-huge.json --precision single
 printf '{"populations": [{"name": "a", "size": 4, "v_init_mV": -3e38, "params": {"v_rest_mV": 3e38, "v_thresh_mV": 2.9e38, "tau_m_ms": 1, "t_ref_ms": 0}}]}\n' >"$T/spread.json"
 expect_fail "with --precision single, potentials that each fit a float but not their difference" \
-    "^spikemesh run: population 'a': v_rest_mV \\+ i_bias_mV is 3e\\+38 mV, beyond" -- run spread.json --precision single
+    "^spikemesh run: spread\\.json: network 'network': population 'a': v_rest_mV \\+ i_bias_mV is 3e\\+38 mV, beyond" -- run spread.json --precision single
 printf '{"populations": [{"name": "a", "size": 4, "v_init_mV": -5e37, "params": {"v_rest_mV": 5e37, "v_thresh_mV": 4.9e37}}]}\n' >"$T/spread2.json"
 expect_fail "with --precision single, v_init_mV and v_rest_mV 1e38 apart" \
-    "^spikemesh run: population 'a': v_init_mV \\(-5e\\+37 mV\\) and v_rest_mV \\+ i_bias_mV \\(5e\\+37 mV\\) are 1e\\+38 mV apart, beyond the 8\\.5e\\+37 mV" \
+    "^spikemesh run: spread2\\.json: network 'network': population 'a': v_init_mV \\(-5e\\+37 mV\\) and v_rest_mV \\+ i_bias_mV \\(5e\\+37 mV\\) are 1e\\+38 mV apart, beyond the 8\\.5e\\+37 mV" \
     -- run spread2.json --precision single
 
 printf '{"mesh": {"width": 2, "height": 2}, "cores_per_tile": 2, "core": {"max_neurons": 256, "synapse_memory_bytes": 65536}, "router": {"table_entries": 256}, "costs": {"syn_op_pj": 1e308}}\n' >"$T/chip-costly.json"
@@ -483,6 +483,30 @@ EOF
 expect_fail "connection probability below 0" \
     'p-negative\.json:4:69: projections\[0\]\.connect\.p: probability -0\.1 is outside \[0, 1\]' -- run p-negative.json
 
+
+# blocks, p_next and p_out belong to rule "blocks": another rule would silently ignore them
+mk p-next-bernoulli.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "bernoulli", "p": 0.5, "blocks": 3, "p_next": 7}}
+  ]
+}
+EOF
+expect_fail "blocks with rule bernoulli" \
+    'p-next-bernoulli\.json:4:[0-9]+: projections\[0\]\.connect\.blocks: only rule "blocks" takes blocks, p_next and p_out' \
+    -- run p-next-bernoulli.json
+mk p-out-list.json <<'EOF'
+{
+  "populations": [{"name": "a", "size": 10}],
+  "projections": [
+    {"pre": "a", "post": "a", "connect": {"rule": "list", "pairs": [[0, 1]], "p_out": 0.1}}
+  ]
+}
+EOF
+expect_fail "p_out with rule list" \
+    'p-out-list\.json:4:[0-9]+: projections\[0\]\.connect\.p_out: only rule "blocks" takes blocks, p_next and p_out' \
+    -- run p-out-list.json
 mk delay-zero.json <<'EOF'
 {
   "dt_ms": 0.1,
@@ -631,6 +655,16 @@ EOF
 expect_fail "default duration of more than 1e12 steps of a tiny dt_ms" \
     'dt-tiny\.json: the default duration of 1000 ms is more than 1e12 steps of dt_ms 1e-300' -- run dt-tiny.json
 
+mk dt-huge.json <<'EOF'
+{
+  "dt_ms": 2000,
+  "populations": [{"name": "a", "size": 1}]
+}
+EOF
+expect_fail "default duration shorter than one step (the message must not blame --duration)" \
+    '^spikemesh run: dt-huge\.json: the default duration of 1000 ms is shorter than one step of dt_ms 2000 \(give --duration, or duration_ms in the network\)$' \
+    -- run dt-huge.json
+
 mk t-ref-huge.json <<'EOF'
 {
   "populations": [
@@ -639,7 +673,7 @@ mk t-ref-huge.json <<'EOF'
 }
 EOF
 expect_fail "t_ref_ms of more than 1e9 steps" \
-    "population 'slow': refractory period of 1e\+300 ms is more than 1e9 steps" \
+    "^spikemesh run: t-ref-huge\.json: network 'network': population 'slow': refractory period of 1e\+300 ms is more than 1e9 steps" \
     -- run t-ref-huge.json --out "$T/o-tref"
 
 # ---------------------------------------------------------------------------------------------------
@@ -696,6 +730,9 @@ EOF
 expect_fail "delay longer than the chip's max_delay_steps" \
     "chip-delay\.json: .*projection 0 \(a -> b\) has a delay of 20 steps, more than the 16 steps chip 'small' supports" \
     -- run chip-delay.json --chip small
+expect_fail "map: a network that does not fit names its file" \
+    "^spikemesh map: chip-delay\.json: network 'network': projection 0 \(a -> b\) has a delay of 20 steps" \
+    -- map chip-delay.json --chip small --out "$T/pl-delay.json"
 
 expect_fail "cuba on the small chip: a larger mesh fits, with compressed tables" \
     "network 'cuba:4000' does not fit chip 'small': it needs at least [0-9]+ cores, [0-9]+ more than the 8 cores .*--chip small:[0-9]+x[0-9]+ would fit" \

@@ -18,6 +18,10 @@ int sm_cli_check_writable(const char *path)
 {
     struct stat st;
     char tmp[4096];
+    if (path[0] == '\0') { /* "" is no file (and would probe ".part" in the working folder) */
+        errno = ENOENT;
+        return -1;
+    }
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         errno = EISDIR;
         return -1;
@@ -116,4 +120,12 @@ int sm_cli_put_json(const char *cmd, json_t *o)
     puts(txt); /* a failed write is caught once, for every command, as main() ends */
     free(txt);
     return 0;
+}
+
+void sm_cli_network_error(const char *cmd, const char *network, const sm_errbuf_t *eb)
+{
+    if (sm_cli_network_is_file(network))
+        fprintf(stderr, "spikemesh %s: %s: %s\n", cmd, network, eb->msg);
+    else
+        fprintf(stderr, "spikemesh %s: %s\n", cmd, eb->msg);
 }

@@ -28,6 +28,9 @@ int sm_cli_put_json(const char *cmd, struct json_t *o);
 int sm_cli_load_network(const char *spec, double dt_ms, sm_net_t *net, sm_errbuf_t *eb);
 /* 1 when a NETWORK argument names a file (as opposed to a built-in network). */
 int sm_cli_network_is_file(const char *spec);
+/* Prints a command's error about the network: "spikemesh CMD: MSG", with the network's file name first when it
+ * is a file. */
+void sm_cli_network_error(const char *cmd, const char *network, const sm_errbuf_t *eb);
 
 /* spikemesh map: partition, place, route; writes the placement (tools/map.c). */
 int sm_cmd_map(int argc, char **argv);

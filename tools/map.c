@@ -149,7 +149,7 @@ int sm_cmd_map(int argc, char **argv)
     }
     sm_deploy_opts_t dop = {.placer = placer, .estimate = 1, .compress_all = 1};
     if (sm_deploy_build_ex(&net, &chip, seed, &dop, &dep, &eb) != 0) {
-        fprintf(stderr, "spikemesh map: %s\n", eb.msg);
+        sm_cli_network_error("map", network, &eb);
         sm_net_free(&net);
         return SM_EXIT_BADINPUT;
     }

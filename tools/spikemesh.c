@@ -99,14 +99,6 @@ static const char *const sm_usage_presets =
 
 
 /* Deployment errors (does not fit, delays the chip cannot hold) name the network file they come from. */
-static void sm_deploy_error(const char *cmd, const char *network, const sm_errbuf_t *eb)
-{
-    if (sm_cli_network_is_file(network))
-        fprintf(stderr, "spikemesh %s: %s: %s\n", cmd, network, eb->msg);
-    else
-        fprintf(stderr, "spikemesh %s: %s\n", cmd, eb->msg);
-}
-
 static void sm_print_count(const char *label, uint64_t v)
 {
     char buf[32], out[48];
@@ -359,7 +351,7 @@ static int sm_cmd_run(int argc, char **argv)
         if (cli.placement)
             fprintf(stderr, "spikemesh run: %s: %s\n", cli.placement, eb.msg);
         else
-            sm_deploy_error("run", cli.network, &eb);
+            sm_cli_network_error("run", cli.network, &eb);
         sm_net_free(&net);
         return EXIT_BADINPUT;
     }
@@ -386,8 +378,16 @@ static int sm_cmd_run(int argc, char **argv)
                 "most supported (give --duration)\n", cli.network, ro.duration, net.dt);
         goto done;
     }
+    if (cli.duration < 0 && net.duration <= 0 && floor(ro.duration / net.dt + 1e-9) < 1) {
+        fprintf(stderr, "spikemesh run: %s: the default duration of %g ms is shorter than one step of dt_ms %g "
+                "(give --duration, or duration_ms in the network)\n", cli.network, ro.duration, net.dt);
+        goto done;
+    }
     if ((rc = sm_sim_create(&sim, &dep, &ro, &eb)) != 0) {
-        fprintf(stderr, "spikemesh run: %s\n", eb.msg);
+        if (strncmp(eb.msg, "network '", 9) == 0) /* the network's parameters, not --duration or memory */
+            sm_cli_network_error("run", cli.network, &eb);
+        else
+            fprintf(stderr, "spikemesh run: %s\n", eb.msg);
         goto done;
     }
     sm_deploy_drop_synapses(&dep); /* the simulation holds its own copy, by worker */
@@ -525,7 +525,7 @@ static int sm_cmd_info(int argc, char **argv)
         return EXIT_BADINPUT;
     }
     if (sm_deploy_build(&net, &chip, cli.seed, &dep, &eb) != 0) {
-        sm_deploy_error("info", cli.network, &eb);
+        sm_cli_network_error("info", cli.network, &eb);
         sm_net_free(&net);
         return EXIT_BADINPUT;
     }
