@@ -394,15 +394,13 @@ static int sm__parse_proj(sm__jctx_t *cx, json_t *jp, const sm_net_t *net, sm_pr
         sm__jpop(cx);
         goto out;
     }
-    for (int q = 0; q < 3 && pr->rule != SM_CONN_BLOCKS; q++) {
-        static const char *const bk[3] = {"blocks", "p_next", "p_out"};
-        if (json_object_get(conn, bk[q])) {
-            sm__jpush_key(cx, bk[q]);
+    static const char *const blocks_keys[3] = {"blocks", "p_next", "p_out"};
+    for (int q = 0; q < 3 && pr->rule != SM_CONN_BLOCKS && rc == 0; q++)
+        if (json_object_get(conn, blocks_keys[q])) {
+            sm__jpush_key(cx, blocks_keys[q]);
             rc = sm__jerr(cx, SM_EPARSE, "only rule \"blocks\" takes blocks, p_next and p_out");
             sm__jpop(cx);
-            goto out;
         }
-    }
 out:
     sm__jpop(cx);
     return rc;

@@ -518,7 +518,10 @@ typedef struct {
 
 static int sm__single_fits(const sm_pop_t *pop, const sm_lif_consts_t *c, sm_errbuf_t *eb)
 {
-    sm__mv_t at[8] = { /* 4, then 1 without a leak, then 3 with a graph's input */{"v_rest_mV + i_bias_mV", c->v_inf}, {"v_reset_mV", c->v_reset}, {"v_init_mV", pop->v_init_lo},
+    /* 4, then 1 without a leak, then 3 with a graph's input */
+    sm__mv_t at[8] = {{"v_rest_mV + i_bias_mV", c->v_inf},
+                      {"v_reset_mV", c->v_reset},
+                      {"v_init_mV", pop->v_init_lo},
                       {"v_init_mV", pop->v_init_hi}};
     int n = 4;
     if (c->general && c->v_base != c->v_inf)

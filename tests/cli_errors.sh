@@ -485,27 +485,13 @@ expect_fail "connection probability below 0" \
 
 
 # blocks, p_next and p_out belong to rule "blocks": another rule would silently ignore them
-mk p-next-bernoulli.json <<'EOF'
-{
-  "populations": [{"name": "a", "size": 10}],
-  "projections": [
-    {"pre": "a", "post": "a", "connect": {"rule": "bernoulli", "p": 0.5, "blocks": 3, "p_next": 7}}
-  ]
-}
-EOF
+printf '{"populations": [{"name": "a", "size": 10}], "projections": [{"pre": "a", "post": "a", "connect": {"rule": "bernoulli", "p": 0.5, "blocks": 3, "p_next": 7}}]}\n' >"$T/p-next-bernoulli.json"
 expect_fail "blocks with rule bernoulli" \
-    'p-next-bernoulli\.json:4:[0-9]+: projections\[0\]\.connect\.blocks: only rule "blocks" takes blocks, p_next and p_out' \
+    'p-next-bernoulli\.json:1:[0-9]+: projections\[0\]\.connect\.blocks: only rule "blocks" takes blocks, p_next and p_out' \
     -- run p-next-bernoulli.json
-mk p-out-list.json <<'EOF'
-{
-  "populations": [{"name": "a", "size": 10}],
-  "projections": [
-    {"pre": "a", "post": "a", "connect": {"rule": "list", "pairs": [[0, 1]], "p_out": 0.1}}
-  ]
-}
-EOF
+printf '{"populations": [{"name": "a", "size": 10}], "projections": [{"pre": "a", "post": "a", "connect": {"rule": "list", "pairs": [[0, 1]], "p_out": 0.1}}]}\n' >"$T/p-out-list.json"
 expect_fail "p_out with rule list" \
-    'p-out-list\.json:4:[0-9]+: projections\[0\]\.connect\.p_out: only rule "blocks" takes blocks, p_next and p_out' \
+    'p-out-list\.json:1:[0-9]+: projections\[0\]\.connect\.p_out: only rule "blocks" takes blocks, p_next and p_out' \
     -- run p-out-list.json
 mk delay-zero.json <<'EOF'
 {

@@ -98,7 +98,6 @@ static const char *const sm_usage_presets =
     "Lists the built-in chip presets and their per-core limits.\n";
 
 
-/* Deployment errors (does not fit, delays the chip cannot hold) name the network file they come from. */
 static void sm_print_count(const char *label, uint64_t v)
 {
     char buf[32], out[48];
@@ -373,14 +372,13 @@ static int sm_cmd_run(int argc, char **argv)
                 "(--duration overrides it)\n", cli.network, net.duration, net.dt);
         goto done;
     }
-    if (cli.duration < 0 && net.duration <= 0 && floor(ro.duration / net.dt + 1e-9) > 1e12) {
-        fprintf(stderr, "spikemesh run: %s: the default duration of %g ms is more than 1e12 steps of dt_ms %g, the "
-                "most supported (give --duration)\n", cli.network, ro.duration, net.dt);
-        goto done;
-    }
-    if (cli.duration < 0 && net.duration <= 0 && floor(ro.duration / net.dt + 1e-9) < 1) {
-        fprintf(stderr, "spikemesh run: %s: the default duration of %g ms is shorter than one step of dt_ms %g "
-                "(give --duration, or duration_ms in the network)\n", cli.network, ro.duration, net.dt);
+    const double default_steps = floor(ro.duration / net.dt + 1e-9);
+    if (cli.duration < 0 && net.duration <= 0 && (default_steps > 1e12 || default_steps < 1)) {
+        /* the default length, named as such (sm_sim_create's message would name --duration) */
+        fprintf(stderr, "spikemesh run: %s: the default duration of %g ms is %s dt_ms %g%s\n", cli.network,
+                ro.duration, default_steps < 1 ? "shorter than one step of" : "more than 1e12 steps of", net.dt,
+                default_steps < 1 ? " (give --duration, or duration_ms in the network)"
+                                  : ", the most supported (give --duration)");
         goto done;
     }
     if ((rc = sm_sim_create(&sim, &dep, &ro, &eb)) != 0) {
